@@ -1,0 +1,181 @@
+//! Commitments `R_A`, `R_B`, `R_C` (DESIGN §3).
+//!
+//! - `R_C`: RFC 9162 root over leaves `"matproof/v1/c" ‖ u64le(I) ‖ u64le(J) ‖ tile bytes`,
+//!   tiles in row-major order.
+//! - `R_A` (`R_B`): RFC 9162 root over the 32-byte little-endian encodings of the Poseidon
+//!   digests `d_A(I)` (`d_B(J)`), in block order.
+
+use ark_bn254::Fr;
+use rayon::prelude::*;
+
+use crate::matrix::{MatrixI8, MatrixI32};
+use crate::merkle::{Digest, MerkleTree, leaf_hash_parts};
+use crate::poseidon::{BlockKind, block_digests, fr_to_bytes};
+use crate::tiling::{Tiling, TilingError};
+
+/// Prefix of every C leaf.
+pub const C_LEAF_PREFIX: &[u8] = b"matproof/v1/c";
+
+/// The leaf hash of C tile `(I, J)` given its entries (row-major, zero-padded).
+pub fn c_leaf_hash(row_block: u64, col_block: u64, tile: &[i32]) -> Digest {
+    let bytes: Vec<u8> = tile.iter().flat_map(|v| v.to_le_bytes()).collect();
+    c_leaf_hash_bytes(row_block, col_block, &bytes)
+}
+
+/// The leaf hash of C tile `(I, J)` given its little-endian bytes.
+pub fn c_leaf_hash_bytes(row_block: u64, col_block: u64, tile_bytes: &[u8]) -> Digest {
+    leaf_hash_parts(&[C_LEAF_PREFIX, &row_block.to_le_bytes(), &col_block.to_le_bytes(), tile_bytes])
+}
+
+/// Leaf hashes of every C tile, row-major over tiles, computed in parallel.
+pub fn c_leaf_hashes(tiling: &Tiling, c: &MatrixI32) -> Result<Vec<Digest>, TilingError> {
+    if c.rows() != tiling.m || c.cols() != tiling.n {
+        return Err(TilingError::MatrixShape {
+            what: "C",
+            rows: c.rows(),
+            cols: c.cols(),
+            expected_rows: tiling.m,
+            expected_cols: tiling.n,
+        });
+    }
+    (0..tiling.tile_count())
+        .into_par_iter()
+        .map(|index| {
+            let (i, j) = tiling.tile_coords(index)?;
+            Ok(c_leaf_hash(i as u64, j as u64, &tiling.c_tile(c, i, j)?))
+        })
+        .collect()
+}
+
+/// The Merkle tree behind `R_C`.
+pub fn c_tree(tiling: &Tiling, c: &MatrixI32) -> Result<MerkleTree, TilingError> {
+    Ok(MerkleTree::from_leaf_hashes(c_leaf_hashes(tiling, c)?))
+}
+
+/// Poseidon digests `d_A(I)` of every A row block, in parallel.
+pub fn a_digests(tiling: &Tiling, a: &MatrixI8) -> Result<Vec<Fr>, TilingError> {
+    check_operand("A", a, tiling.m, tiling.k)?;
+    let shape = tiling.shape;
+    Ok(block_digests(BlockKind::A, shape.tm, shape.kc, tiling.row_blocks(), |i| {
+        tiling.a_block(a, i).unwrap_or_default()
+    }))
+}
+
+/// Poseidon digests `d_B(J)` of every B column block, in parallel.
+pub fn b_digests(tiling: &Tiling, b: &MatrixI8) -> Result<Vec<Fr>, TilingError> {
+    check_operand("B", b, tiling.k, tiling.n)?;
+    let shape = tiling.shape;
+    Ok(block_digests(BlockKind::B, shape.tn, shape.kc, tiling.col_blocks(), |j| {
+        tiling.b_block(b, j).unwrap_or_default()
+    }))
+}
+
+fn check_operand(what: &'static str, x: &MatrixI8, rows: usize, cols: usize) -> Result<(), TilingError> {
+    if x.rows() != rows || x.cols() != cols {
+        return Err(TilingError::MatrixShape {
+            what,
+            rows: x.rows(),
+            cols: x.cols(),
+            expected_rows: rows,
+            expected_cols: cols,
+        });
+    }
+    Ok(())
+}
+
+/// The Merkle tree over block digests (behind `R_A` or `R_B`).
+pub fn digest_tree(digests: &[Fr]) -> MerkleTree {
+    let leaves: Vec<[u8; 32]> = digests.iter().map(fr_to_bytes).collect();
+    MerkleTree::from_leaves(&leaves)
+}
+
+/// The three roots of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Commitments {
+    /// `R_A`.
+    pub r_a: Digest,
+    /// `R_B`.
+    pub r_b: Digest,
+    /// `R_C`.
+    pub r_c: Digest,
+}
+
+/// Computes `R_A`, `R_B`, `R_C` from the matrices.
+pub fn commit_all(tiling: &Tiling, a: &MatrixI8, b: &MatrixI8, c: &MatrixI32) -> Result<Commitments, TilingError> {
+    tiling.check_matrices(a, b, Some(c))?;
+    let ((r_a, r_b), r_c) = rayon::join(
+        || rayon::join(|| a_digests(tiling, a).map(|d| digest_tree(&d).root()), || {
+            b_digests(tiling, b).map(|d| digest_tree(&d).root())
+        }),
+        || c_tree(tiling, c).map(|t| t.root()),
+    );
+    Ok(Commitments { r_a: r_a?, r_b: r_b?, r_c: r_c? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matrix::{naive_product, random_i8};
+    use crate::merkle::leaf_hash;
+    use crate::tiling::CircuitShape;
+
+    #[test]
+    fn c_leaf_layout_is_as_designed() {
+        let tile = [1i32, -2, 3, i32::MIN];
+        let mut leaf = b"matproof/v1/c".to_vec();
+        leaf.extend_from_slice(&3u64.to_le_bytes());
+        leaf.extend_from_slice(&5u64.to_le_bytes());
+        for v in tile {
+            leaf.extend_from_slice(&v.to_le_bytes());
+        }
+        assert_eq!(c_leaf_hash(3, 5, &tile), leaf_hash(&leaf));
+    }
+
+    #[test]
+    fn known_answer_commitments() {
+        // Pinned: a change here is a protocol change.
+        let tiling = Tiling::new(6, 5, 7, CircuitShape { tm: 4, tn: 4, kc: 8 }).unwrap();
+        let a = random_i8(6, 5, 1).unwrap();
+        let b = random_i8(5, 7, 2).unwrap();
+        let c = naive_product(&a, &b).unwrap();
+        let roots = commit_all(&tiling, &a, &b, &c).unwrap();
+        assert_eq!(hex::encode(roots.r_a), KNOWN_R_A);
+        assert_eq!(hex::encode(roots.r_b), KNOWN_R_B);
+        assert_eq!(hex::encode(roots.r_c), KNOWN_R_C);
+    }
+
+    const KNOWN_R_A: &str = "0fb4bcfb7246d01bae3a747a60a4ffcf2741bf8a02f46f08269367577d234f73";
+    const KNOWN_R_B: &str = "79749045927da646c896d6d990116745c9300d619f4ea1746c53c467e634cd2b";
+    const KNOWN_R_C: &str = "52d174c495e68886583ebda76aea0bc5ac1b2ef4fb4767ee7f796d3c37d7416e";
+
+    #[test]
+    fn any_changed_entry_changes_its_root() {
+        let tiling = Tiling::new(5, 3, 6, CircuitShape { tm: 2, tn: 4, kc: 3 }).unwrap();
+        let a = random_i8(5, 3, 7).unwrap();
+        let b = random_i8(3, 6, 8).unwrap();
+        let c = naive_product(&a, &b).unwrap();
+        let base = commit_all(&tiling, &a, &b, &c).unwrap();
+        for pos in 0..c.as_slice().len() {
+            let mut c2 = c.clone();
+            c2.as_mut_slice()[pos] ^= 1;
+            assert_ne!(commit_all(&tiling, &a, &b, &c2).unwrap().r_c, base.r_c);
+        }
+        for pos in 0..a.as_slice().len() {
+            let mut a2 = a.clone();
+            a2.as_mut_slice()[pos] ^= 1;
+            assert_ne!(commit_all(&tiling, &a2, &b, &c).unwrap().r_a, base.r_a);
+        }
+        let mut b2 = b.clone();
+        b2.as_mut_slice()[17] ^= 1;
+        assert_ne!(commit_all(&tiling, &a, &b2, &c).unwrap().r_b, base.r_b);
+    }
+
+    #[test]
+    fn wrong_shapes_are_errors() {
+        let tiling = Tiling::new(4, 4, 4, CircuitShape { tm: 2, tn: 2, kc: 4 }).unwrap();
+        let a = random_i8(4, 3, 1).unwrap();
+        assert!(a_digests(&tiling, &a).is_err());
+        let c = MatrixI32::zeros(4, 5).unwrap();
+        assert!(c_leaf_hashes(&tiling, &c).is_err());
+    }
+}

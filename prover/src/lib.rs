@@ -1,0 +1,15 @@
+//! Execution backends for the prover: the [`Backend`] trait (GEMM, C tile leaves and `R_C`,
+//! projections `C·r`) and the CPU backend ([`CpuBackend`]: exact `i8×i8→i32` GEMM with
+//! runtime-selected AVX-512 VNNI, AVX2 and portable kernels, all rayon-parallel).
+//!
+//! Later: the CUDA backend (behind a feature, through `matproof-gpu-kernels`) and the
+//! sidecar (execute, self-check, commit, prove, respond).
+//!
+//! `unsafe` is denied except in the explicit SIMD kernels of [`cpu`], each block with a
+//! `SAFETY:` comment.
+#![deny(unsafe_code)]
+
+pub mod backend;
+pub mod cpu;
+
+pub use backend::{Backend, BackendError, CpuBackend, Execution, execute};

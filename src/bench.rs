@@ -1,0 +1,115 @@
+//! `matproof bench`: medians of repeated runs on seeded data, one JSON object per line.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use clap::ValueEnum;
+use matproof_protocol::commit::{a_digests, b_digests, digest_tree};
+use matproof_protocol::freivalds::{self, Dims};
+use matproof_protocol::matrix::{MatrixI8, MatrixI32, random_i8};
+use matproof_protocol::tiling::{CircuitShape, Tiling};
+use matproof_prover::{Backend, CpuBackend};
+use rayon::prelude::*;
+use serde_json::json;
+
+use crate::commands::random_vectors;
+
+/// What to benchmark.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchKind {
+    /// Exact int8 GEMM on the best CPU kernel.
+    Gemm,
+    /// Freivalds check (2 rounds) against the GEMM it verifies and a plain read of the bytes.
+    Freivalds,
+    /// Commitments R_A, R_B (Poseidon) and R_C (SHA-256 Merkle), tile 4x4, kc = n.
+    Commit,
+}
+
+/// Median seconds of `runs` calls of `f` (after one warm-up call).
+pub fn median_seconds<T>(runs: usize, mut f: impl FnMut() -> T) -> f64 {
+    std::hint::black_box(f());
+    let mut times: Vec<f64> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            std::hint::black_box(f());
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// A plain parallel pass summing every byte of A, B (as i8) and C (as i32): the read
+/// ceiling the Freivalds check is compared with.
+pub fn plain_sum(a: &MatrixI8, b: &MatrixI8, c: &MatrixI32) -> i64 {
+    let sum_i8 = |x: &[i8]| -> i64 {
+        x.par_chunks(1 << 16).map(|chunk| chunk.iter().map(|&v| i64::from(v)).sum::<i64>()).sum()
+    };
+    let sum_c: i64 =
+        c.as_slice().par_chunks(1 << 14).map(|chunk| chunk.iter().map(|&v| i64::from(v)).sum::<i64>()).sum();
+    sum_i8(a.as_slice()) + sum_i8(b.as_slice()) + sum_c
+}
+
+pub fn run(what: BenchKind, n: usize, runs: usize, json_output: bool) -> Result<ExitCode> {
+    if n == 0 || n > 16384 {
+        bail!("--n must be in 1..=16384 for benchmarks (got {n})");
+    }
+    let backend = CpuBackend::best();
+    eprintln!("backend: {} (no GPU backend in this build: using the CPU)", backend.name());
+    let threads = rayon::current_num_threads();
+    let a = random_i8(n, n, 1)?;
+    let b = random_i8(n, n, 2)?;
+    let ops = 2.0 * (n as f64).powi(3);
+    let record = match what {
+        BenchKind::Gemm => {
+            let seconds = median_seconds(runs, || backend.gemm(&a, &b));
+            json!({
+                "bench": "gemm", "n": n, "backend": backend.name(), "threads": threads, "runs": runs,
+                "median_s": seconds, "gops": ops / seconds / 1e9,
+            })
+        }
+        BenchKind::Freivalds => {
+            let c = backend.gemm(&a, &b)?;
+            let rounds = 2;
+            let vectors = random_vectors(rounds, n)?;
+            let dims = Dims { m: n, k: n, n };
+            freivalds::check(a.as_slice(), b.as_slice(), c.as_slice(), dims, &vectors)?;
+            let verify_s = median_seconds(runs, || {
+                freivalds::check(a.as_slice(), b.as_slice(), c.as_slice(), dims, &vectors)
+            });
+            let read_s = median_seconds(runs, || plain_sum(&a, &b, &c));
+            let gemm_s = median_seconds(runs, || backend.gemm(&a, &b));
+            let bytes = (2 * n * n + 4 * n * n) as f64;
+            json!({
+                "bench": "freivalds", "n": n, "rounds": rounds, "path": freivalds::Path::detect().name(),
+                "threads": threads, "runs": runs, "bytes": bytes as u64,
+                "median_s": verify_s, "gemm_s": gemm_s, "ratio": verify_s / gemm_s,
+                "verify_gbps": bytes / verify_s / 1e9, "read_s": read_s, "read_gbps": bytes / read_s / 1e9,
+                "gemm_backend": backend.name(),
+            })
+        }
+        BenchKind::Commit => {
+            let c = backend.gemm(&a, &b)?;
+            let tiling = Tiling::new(n, n, n, CircuitShape { tm: 4, tn: 4, kc: n })?;
+            let r_c_s = median_seconds(runs, || backend.c_tree(&tiling, &c).map(|t| t.root()));
+            let r_ab_s = median_seconds(runs, || {
+                let r_a = a_digests(&tiling, &a).map(|d| digest_tree(&d).root());
+                let r_b = b_digests(&tiling, &b).map(|d| digest_tree(&d).root());
+                (r_a, r_b)
+            });
+            json!({
+                "bench": "commit", "n": n, "tile": "4x4", "kc": n, "tiles": tiling.tile_count(),
+                "threads": threads, "runs": runs,
+                "median_s": r_c_s + r_ab_s, "r_c_s": r_c_s, "r_c_gbps": (4 * n * n) as f64 / r_c_s / 1e9,
+                "r_ab_s": r_ab_s, "r_ab_mbps": (2 * n * n) as f64 / r_ab_s / 1e6,
+            })
+        }
+    };
+    if json_output {
+        println!("{record}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&record)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,141 @@
+//! `matproof`: the command-line interface (demo, data generation, GEMM, commitments,
+//! Freivalds check, benchmarks; later the prover sidecar, verifier node and audit).
+#![forbid(unsafe_code)]
+
+mod bench;
+mod commands;
+mod demo;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Checkable GPU matrix work.
+#[derive(Parser, Debug)]
+#[command(name = "matproof", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the pipeline on embedded defaults.
+    Demo,
+    /// Write a seeded random i8 matrix as .npy.
+    Gen {
+        /// Rows.
+        #[arg(long)]
+        rows: usize,
+        /// Columns.
+        #[arg(long)]
+        cols: usize,
+        /// Seed (same seed, same matrix, on every machine).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// C = A·B, exact int8 GEMM on the best CPU kernel.
+    Gemm {
+        /// A (m×k, i8 .npy).
+        #[arg(long)]
+        a: PathBuf,
+        /// B (k×n, i8 .npy).
+        #[arg(long)]
+        b: PathBuf,
+        /// Where to write C (m×n, i32 .npy).
+        #[arg(long)]
+        out: PathBuf,
+        /// Which CPU kernel (default: the best this CPU has).
+        #[arg(long, value_enum, default_value_t = KernelChoice::Auto)]
+        kernel: KernelChoice,
+    },
+    /// Print the commitments R_A, R_B, R_C.
+    Commit {
+        /// A (m×k, i8 .npy).
+        #[arg(long)]
+        a: PathBuf,
+        /// B (k×n, i8 .npy).
+        #[arg(long)]
+        b: PathBuf,
+        /// C (m×n, i32 .npy).
+        #[arg(long)]
+        c: PathBuf,
+        /// Tile shape `TMxTN`.
+        #[arg(long, default_value = "4x4")]
+        tile: String,
+        /// Circuit depth kc (default: k).
+        #[arg(long)]
+        kc: Option<usize>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Freivalds check of C = A·B (exit 1 and the first bad row on mismatch).
+    Check {
+        /// A (m×k, i8 .npy).
+        #[arg(long)]
+        a: PathBuf,
+        /// B (k×n, i8 .npy).
+        #[arg(long)]
+        b: PathBuf,
+        /// C (m×n, i32 .npy).
+        #[arg(long)]
+        c: PathBuf,
+        /// Rounds (each lets a wrong C pass with probability ≤ 2^-61).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
+        rounds: u32,
+    },
+    /// Benchmarks (median of repeated runs on seeded data).
+    Bench {
+        /// What to measure.
+        #[arg(value_enum)]
+        what: bench::BenchKind,
+        /// Square size n (m = k = n).
+        #[arg(long, default_value_t = 2048)]
+        n: usize,
+        /// Timed runs (the median is reported).
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(5..=1000))]
+        runs: u32,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Which CPU GEMM kernel to use.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KernelChoice {
+    /// The best available.
+    Auto,
+    /// AVX-512 VNNI.
+    Avx512Vnni,
+    /// AVX2.
+    Avx2,
+    /// Portable Rust.
+    Portable,
+    /// The naive triple loop (reference).
+    Naive,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo => demo::run(),
+        Command::Gen { rows, cols, seed, out } => commands::gen_matrix(rows, cols, seed, &out),
+        Command::Gemm { a, b, out, kernel } => commands::gemm(&a, &b, &out, kernel),
+        Command::Commit { a, b, c, tile, kc, json } => commands::commit(&a, &b, &c, &tile, kc, json),
+        Command::Check { a, b, c, rounds } => commands::check(&a, &b, &c, rounds),
+        Command::Bench { what, n, runs, json } => bench::run(what, n, runs as usize, json),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
