@@ -13,7 +13,15 @@ use matproof_prover::{Backend, CpuBackend};
 use rayon::prelude::*;
 use serde_json::json;
 
-use crate::commands::random_vectors;
+use ark_bn254::Bn254;
+use ark_groth16::Groth16;
+use matproof_circuits::{
+    PinnedVerifyingKey, TileProof, TilePublicInputs, TileWitness, constraint_count, development_setup, prove_tile,
+};
+use matproof_protocol::transcript::Challenge;
+use rand::rngs::OsRng;
+
+use crate::commands::{parse_tile, random_vectors};
 
 /// What to benchmark.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -24,6 +32,8 @@ pub enum BenchKind {
     Freivalds,
     /// Commitments R_A, R_B (Poseidon) and R_C (SHA-256 Merkle), tile 4x4, kc = n.
     Commit,
+    /// Groth16 tile proofs for `--tile TMxTN --k K`: setup, prove, verify, batch verify.
+    Prove,
 }
 
 /// Median seconds of `runs` calls of `f` (after one warm-up call).
@@ -51,7 +61,51 @@ pub fn plain_sum(a: &MatrixI8, b: &MatrixI8, c: &MatrixI32) -> i64 {
     sum_i8(a.as_slice()) + sum_i8(b.as_slice()) + sum_c
 }
 
-pub fn run(what: BenchKind, n: usize, runs: usize, json_output: bool) -> Result<ExitCode> {
+pub fn run(what: BenchKind, n: usize, runs: usize, json_output: bool, tile: &str, k: usize) -> Result<ExitCode> {
+    let record = if what == BenchKind::Prove { bench_prove(tile, k, runs)? } else { bench_data(what, n, runs)? };
+    if json_output {
+        println!("{record}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&record)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench_prove(tile: &str, k: usize, runs: usize) -> Result<serde_json::Value> {
+    let (tm, tn) = parse_tile(tile)?;
+    let shape = CircuitShape { tm, tn, kc: k };
+    Tiling::new(tm, k, tn, shape)?;
+    let constraints = constraint_count(shape)?;
+    let start = Instant::now();
+    let (pk, vk) = development_setup(shape, &mut OsRng)?;
+    let setup_s = start.elapsed().as_secs_f64();
+    let witness = TileWitness {
+        a_block: random_i8(1, tm * k, 1)?.into_vec(),
+        b_block: random_i8(1, k * tn, 2)?.into_vec(),
+    };
+    let challenge = Challenge { job_id: [1; 32], r_c: [2; 32], seed: [3; 32] };
+    let (sigma, rho) = (challenge.sigma(), challenge.rho());
+    let prove_s = median_seconds(runs, || prove_tile(&pk, witness.clone(), sigma, rho));
+    let (proof, public) = prove_tile(&pk, witness, sigma, rho)?;
+    let pinned = PinnedVerifyingKey::new(vk.clone(), &vk.hash())?;
+    pinned.verify(&proof, &public)?;
+    let verify_s = median_seconds(runs.max(21), || pinned.verify(&proof, &public));
+    let batch: Vec<(TileProof, TilePublicInputs)> = (0..64)
+        .map(|_| (TileProof(Groth16::<Bn254>::rerandomize_proof(&vk.vk, &proof.0, &mut OsRng)), public))
+        .collect();
+    pinned.batch_verify(&batch)?;
+    let batch_s = median_seconds(runs, || pinned.batch_verify(&batch));
+    Ok(json!({
+        "bench": "prove", "tile": format!("{tm}x{tn}"), "k": k, "constraints": constraints,
+        "threads": rayon::current_num_threads(), "runs": runs,
+        "setup_s": setup_s, "prove_s": prove_s, "verify_ms": verify_s * 1e3,
+        "batch_verify_per_s": 64.0 / batch_s, "batch_64_ms": batch_s * 1e3,
+        "proof_bytes": proof.to_bytes().len(), "pk_bytes": pk.to_file_bytes().len(),
+        "vk_bytes": vk.to_file_bytes().len(),
+    }))
+}
+
+fn bench_data(what: BenchKind, n: usize, runs: usize) -> Result<serde_json::Value> {
     if n == 0 || n > 16384 {
         bail!("--n must be in 1..=16384 for benchmarks (got {n})");
     }
@@ -105,11 +159,7 @@ pub fn run(what: BenchKind, n: usize, runs: usize, json_output: bool) -> Result<
                 "r_ab_s": r_ab_s, "r_ab_mbps": (2 * n * n) as f64 / r_ab_s / 1e6,
             })
         }
+        BenchKind::Prove => bail!("prove is benchmarked by bench_prove"),
     };
-    if json_output {
-        println!("{record}");
-    } else {
-        println!("{}", serde_json::to_string_pretty(&record)?);
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(record)
 }

@@ -1,10 +1,11 @@
 //! `matproof`: the command-line interface (demo, data generation, GEMM, commitments,
-//! Freivalds check, benchmarks; later the prover sidecar, verifier node and audit).
+//! Freivalds check, key setup, benchmarks; later the prover sidecar, verifier node and audit).
 #![forbid(unsafe_code)]
 
 mod bench;
 mod commands;
 mod demo;
+mod setup;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -89,6 +90,18 @@ enum Command {
         #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
         rounds: u32,
     },
+    /// Generate development Groth16 keys for a tile shape (single-party: not for production).
+    Setup {
+        /// Tile shape `TMxTN`.
+        #[arg(long, default_value = "8x8")]
+        tile: String,
+        /// Circuit depth kc (the largest k the keys serve).
+        #[arg(long, default_value_t = 512)]
+        k: usize,
+        /// Directory for the key files (default: the user cache, ~/.cache/matproof/keys).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Benchmarks (median of repeated runs on seeded data).
     Bench {
         /// What to measure.
@@ -103,6 +116,12 @@ enum Command {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+        /// Tile shape `TMxTN` (bench prove).
+        #[arg(long, default_value = "8x8")]
+        tile: String,
+        /// Circuit depth kc (bench prove).
+        #[arg(long, default_value_t = 512)]
+        k: usize,
     },
 }
 
@@ -129,7 +148,8 @@ fn main() -> ExitCode {
         Command::Gemm { a, b, out, kernel } => commands::gemm(&a, &b, &out, kernel),
         Command::Commit { a, b, c, tile, kc, json } => commands::commit(&a, &b, &c, &tile, kc, json),
         Command::Check { a, b, c, rounds } => commands::check(&a, &b, &c, rounds),
-        Command::Bench { what, n, runs, json } => bench::run(what, n, runs as usize, json),
+        Command::Setup { tile, k, out } => setup::run(&tile, k, out),
+        Command::Bench { what, n, runs, json, tile, k } => bench::run(what, n, runs as usize, json, &tile, k),
     };
     match result {
         Ok(code) => code,

@@ -129,8 +129,8 @@ mod tests {
             prop_assert_eq!(packed, pack_block(&block));
             let digest = block_digest_var(cs.clone(), kind, side, kc, &var).unwrap();
             prop_assert_eq!(digest.value().unwrap(), block_digest(kind, side, kc, &block));
-            for i in 0..block.len() {
-                prop_assert_eq!(var.signed_value(i).unwrap().value().unwrap(), Fr::from(i64::from(block[i])));
+            for (i, &byte) in block.iter().enumerate() {
+                prop_assert_eq!(var.signed_value(i).unwrap().value().unwrap(), Fr::from(i64::from(byte)));
             }
             prop_assert!(cs.is_satisfied().unwrap());
         }

@@ -195,7 +195,7 @@ impl TileVerifyingKey {
 
     /// Parses and validates a key file.
     pub fn from_file_bytes(bytes: &[u8]) -> Result<Self, KeyFileError> {
-        let (shape, origin, hash, body) = decode(bytes, KIND_VERIFYING)?;
+        let KeyFileParts { shape, origin, hash, body } = decode(bytes, KIND_VERIFYING)?;
         let vk = VerifyingKey::<Bn254>::deserialize_compressed(body)
             .map_err(|e| KeyFileError::Body { reason: e.to_string() })?;
         let key = Self { shape, origin, vk };
@@ -230,7 +230,7 @@ impl TileProvingKey {
 
     /// Parses and validates a key file (every point is decompressed and subgroup-checked).
     pub fn from_file_bytes(bytes: &[u8]) -> Result<Self, KeyFileError> {
-        let (shape, origin, hash, body) = decode(bytes, KIND_PROVING)?;
+        let KeyFileParts { shape, origin, hash, body } = decode(bytes, KIND_PROVING)?;
         let pk = ProvingKey::<Bn254>::deserialize_compressed(body)
             .map_err(|e| KeyFileError::Body { reason: e.to_string() })?;
         let key = Self { shape, origin, pk };
@@ -279,7 +279,15 @@ fn encode(kind: u8, shape: CircuitShape, origin: &KeyOrigin, hash: &[u8; 32], bo
     out
 }
 
-fn decode(bytes: &[u8], kind: u8) -> Result<(CircuitShape, KeyOrigin, [u8; 32], &[u8]), KeyFileError> {
+/// A parsed key-file header and the key body it precedes.
+struct KeyFileParts<'a> {
+    shape: CircuitShape,
+    origin: KeyOrigin,
+    hash: [u8; 32],
+    body: &'a [u8],
+}
+
+fn decode(bytes: &[u8], kind: u8) -> Result<KeyFileParts<'_>, KeyFileError> {
     let header = |reason: &str| KeyFileError::Header { reason: reason.into() };
     let mut rest = bytes;
     let mut take = |n: usize, what: &str| -> Result<&[u8], KeyFileError> {
@@ -325,7 +333,7 @@ fn decode(bytes: &[u8], kind: u8) -> Result<(CircuitShape, KeyOrigin, [u8; 32], 
     if body_len > MAX_KEY_BODY_BYTES || body_len != rest.len() as u64 {
         return Err(header("body length does not match the file"));
     }
-    Ok((shape, origin, hash, rest))
+    Ok(KeyFileParts { shape, origin, hash, body: rest })
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), KeyFileError> {

@@ -10,11 +10,13 @@
 #![deny(unsafe_code)]
 
 pub mod commit;
+pub mod freivalds;
 pub mod identity;
 pub mod limits;
 pub mod matrix;
 pub mod merkle;
 pub mod npy;
+pub mod opening;
 pub mod poseidon;
 pub mod spec;
 pub mod tiling;

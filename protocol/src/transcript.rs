@@ -18,8 +18,7 @@ use ark_bn254::Fr;
 use ark_ff::PrimeField;
 use sha2::{Digest as _, Sha256};
 
-/// `q = 2^61 − 1`, the Freivalds field (same value as `crate::freivalds::MODULUS`).
-const MODULUS: u64 = (1 << 61) - 1;
+use crate::freivalds::MODULUS;
 use crate::limits::{MAX_DIM, MAX_FREIVALDS_ROUNDS, MAX_SAMPLES, MAX_TILES};
 use crate::merkle::Digest;
 

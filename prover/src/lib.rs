@@ -2,8 +2,8 @@
 //! projections `C·r`) and the CPU backend ([`CpuBackend`]: exact `i8×i8→i32` GEMM with
 //! runtime-selected AVX-512 VNNI, AVX2 and portable kernels, all rayon-parallel).
 //!
-//! Later: the CUDA backend (behind a feature, through `matproof-gpu-kernels`) and the
-//! sidecar (execute, self-check, commit, prove, respond).
+//! [`respond`] opens and proves the sampled tiles of a committed job. Later: the CUDA
+//! backend (behind a feature, through `matproof-gpu-kernels`) and the gRPC sidecar.
 //!
 //! `unsafe` is denied except in the explicit SIMD kernels of [`cpu`], each block with a
 //! `SAFETY:` comment.
@@ -11,5 +11,7 @@
 
 pub mod backend;
 pub mod cpu;
+pub mod respond;
 
 pub use backend::{Backend, BackendError, CpuBackend, Execution, execute};
+pub use respond::{CommittedJob, RespondError};

@@ -1,6 +1,13 @@
-//! Verification and the audit library (default features), and, behind the `service`
-//! feature, the gRPC verifier node and the escrow ledger (DESIGN §4, §6, §7).
+//! Verification and, later, the audit library (default features), and, behind the
+//! `service` feature (later), the gRPC verifier node and the escrow ledger (DESIGN §4, §6,
+//! §7).
 //!
-//! Not filled yet: this crate lands with the gRPC pipeline issue. With default features it
-//! must never link tokio, tonic, sqlx, CUDA or the prover.
+//! Today: [`tiles`], the check of sampled tile openings and their Groth16 proofs (DESIGN
+//! §5.2), and [`soundness`], the stated bounds. With default features this crate never
+//! links tokio, tonic, sqlx, CUDA or the prover.
 #![forbid(unsafe_code)]
+
+pub mod soundness;
+pub mod tiles;
+
+pub use tiles::{TileCheckError, TileCheckSummary, TileOpening, check_sampled_tiles};

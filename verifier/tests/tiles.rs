@@ -1,0 +1,185 @@
+//! Sampled-tile checks end to end, in process: an honest provider passes; each cheat is
+//! rejected with the tile named.
+
+use std::sync::OnceLock;
+
+use matproof_circuits::{PinnedVerifyingKey, TileProvingKey, TileVerifyingKey, development_setup};
+use matproof_protocol::identity::Identity;
+use matproof_protocol::matrix::{MatrixI8, random_i8};
+use matproof_protocol::opening::TileOpening;
+use matproof_protocol::spec::{JobSpec, Policy, VerificationMode};
+use matproof_protocol::tiling::{CircuitShape, Tiling};
+use matproof_protocol::transcript::Challenge;
+use matproof_prover::{CommittedJob, CpuBackend, execute};
+use matproof_verifier::{TileCheckError, check_sampled_tiles};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+const SHAPE: CircuitShape = CircuitShape { tm: 2, tn: 2, kc: 16 };
+const M: usize = 5;
+const K: usize = 13;
+const N: usize = 3;
+
+fn keys() -> &'static (TileProvingKey, TileVerifyingKey) {
+    static KEYS: OnceLock<(TileProvingKey, TileVerifyingKey)> = OnceLock::new();
+    KEYS.get_or_init(|| development_setup(SHAPE, &mut ChaCha20Rng::seed_from_u64(7)).unwrap())
+}
+
+struct Setup {
+    spec: JobSpec,
+    job: CommittedJob,
+    challenge: Challenge,
+}
+
+fn setup(samples: u32, corrupt_c: Option<usize>) -> Setup {
+    let tiling = Tiling::new(M, K, N, SHAPE).unwrap();
+    let a: MatrixI8 = random_i8(M, K, 1).unwrap();
+    let b: MatrixI8 = random_i8(K, N, 2).unwrap();
+    let vectors = Challenge { job_id: [0; 32], r_c: [0; 32], seed: [9; 32] }.freivalds_vectors(2, N).unwrap();
+    let mut execution = execute(&CpuBackend::best(), &tiling, &a, &b, &vectors).unwrap();
+    if let Some(pos) = corrupt_c {
+        // A cheating provider: commits to a C with one wrong entry.
+        execution.c.as_mut_slice()[pos] += 1;
+        execution.c_tree = matproof_protocol::commit::c_tree(&tiling, &execution.c).unwrap();
+    }
+    let job = CommittedJob::new(tiling, a, b, execution).unwrap();
+    let spec = JobSpec {
+        m: M as u64,
+        k: K as u64,
+        n: N as u64,
+        shape: SHAPE,
+        r_a: job.a_tree.root(),
+        r_b: job.b_tree.root(),
+        vk_hash: keys().1.hash(),
+        policy: Policy {
+            mode: VerificationMode::Succinct,
+            samples,
+            freivalds_rounds: 0,
+            quorum: 1,
+            target_fraud_ppm: 100_000,
+            deadline_unix_ms: u64::MAX,
+        },
+        price: 10,
+        slash_amount: 20,
+        consumer: Identity::from_seed([1; 32]).public_key(),
+        provider: Identity::from_seed([2; 32]).public_key(),
+        nonce: vec![1, 2, 3],
+    };
+    let challenge = Challenge { job_id: spec.job_id(), r_c: job.execution.c_tree.root(), seed: [42; 32] };
+    Setup { spec, job, challenge }
+}
+
+fn pinned() -> PinnedVerifyingKey {
+    PinnedVerifyingKey::new(keys().1.clone(), &keys().1.hash()).unwrap()
+}
+
+fn respond(s: &Setup) -> Vec<TileOpening> {
+    s.job.respond(&keys().0, &s.challenge, s.spec.policy.samples as usize, 2).unwrap()
+}
+
+fn check(s: &Setup, openings: &[TileOpening]) -> Result<(), TileCheckError> {
+    check_sampled_tiles(&s.spec, &s.challenge.r_c, &s.challenge, openings, &pinned()).map(|_| ())
+}
+
+#[test]
+fn an_honest_provider_passes_with_stated_bounds() {
+    let s = setup(4, None);
+    let openings = respond(&s);
+    let summary = check_sampled_tiles(&s.spec, &s.challenge.r_c, &s.challenge, &openings, &pinned()).unwrap();
+    assert_eq!((summary.tiles, summary.samples), (6, 4));
+    assert!((summary.escape_one_wrong_tile - (5.0f64 / 6.0).powi(4)).abs() < 1e-12);
+    assert!((summary.escape_policy_fraction - 0.9f64.powi(4)).abs() < 1e-12);
+}
+
+#[test]
+fn a_wrong_committed_tile_is_caught_when_sampled() {
+    // Entry (4, 2) lies in tile (2, 1) = tile 5; sample all 6 tiles.
+    let s = setup(6, Some(4 * N + 2));
+    let openings = respond(&s);
+    assert!(matches!(check(&s, &openings), Err(TileCheckError::Proof { tile: 5, .. })));
+}
+
+#[test]
+fn tampered_openings_are_rejected() {
+    let s = setup(4, None);
+    let honest = respond(&s);
+    check(&s, &honest).unwrap();
+
+    let mut o = honest.clone();
+    o[0].c_tile[0] += 1;
+    assert!(matches!(check(&s, &o), Err(TileCheckError::Path { which: "C", .. })));
+
+    let mut o = honest.clone();
+    o.swap(0, 1);
+    assert!(matches!(check(&s, &o), Err(TileCheckError::WrongTile { position: 0, .. })));
+
+    assert!(matches!(check(&s, &honest[..3]), Err(TileCheckError::OpeningCount { .. })));
+
+    let mut o = honest.clone();
+    o[1].d_a[3] ^= 1;
+    assert!(matches!(check(&s, &o), Err(TileCheckError::Path { which: "A", .. })));
+
+    let mut o = honest.clone();
+    o[2].b_path.path[0][0] ^= 1;
+    assert!(matches!(check(&s, &o), Err(TileCheckError::Path { which: "B", .. })));
+
+    let mut o = honest.clone();
+    o[0].a_path.leaf_index ^= 1;
+    assert!(matches!(check(&s, &o), Err(TileCheckError::Path { which: "A", .. })));
+
+    let mut o = honest.clone();
+    o[3].proof = vec![0xab; 128];
+    assert!(matches!(check(&s, &o), Err(TileCheckError::Proof { .. })));
+
+    let mut o = honest.clone();
+    o[3].proof.truncate(100);
+    assert!(matches!(check(&s, &o), Err(TileCheckError::Proof { .. })));
+
+    // Two openings' proofs exchanged: each proof is valid, but for the other tile.
+    let mut o = honest.clone();
+    let p0 = o[0].proof.clone();
+    o[0].proof = o[1].proof.clone();
+    o[1].proof = p0;
+    assert!(matches!(check(&s, &o), Err(TileCheckError::Proof { .. })));
+}
+
+#[test]
+fn nonzero_padding_in_an_opened_tile_is_rejected() {
+    // M = 5 with tm = 2: the last row block has one padding row. A provider that commits a
+    // nonzero padding entry is refused on the padding check itself.
+    let s = setup(6, None);
+    let mut openings = respond(&s);
+    let last = openings.iter_mut().find(|o| o.tile_index == 4).unwrap();
+    last.c_tile[2] = 7; // local row 1 of row block 2 = global row 5: padding
+    assert!(matches!(check(&s, &openings), Err(TileCheckError::NonZeroPadding { tile: 4, row: 1, col: 0, value: 7 })));
+}
+
+#[test]
+fn a_proof_replayed_from_another_challenge_is_rejected() {
+    let s = setup(6, None);
+    let honest = respond(&s);
+    // Same job, same commitment, another seed: same tiles (all 6 sampled), other σ, ρ.
+    let other = Setup { challenge: Challenge { seed: [43; 32], ..s.challenge }, ..setup(6, None) };
+    let replayed = respond(&other);
+    let mut mixed = honest.clone();
+    let position = mixed.iter().position(|o| o.tile_index == replayed[0].tile_index).unwrap();
+    mixed[position].proof = replayed[0].proof.clone();
+    assert!(matches!(check(&s, &mixed), Err(TileCheckError::Proof { .. })));
+}
+
+#[test]
+fn the_wrong_key_or_challenge_is_refused() {
+    let s = setup(4, None);
+    let openings = respond(&s);
+    let mut spec = s.spec.clone();
+    spec.vk_hash[0] ^= 1;
+    assert!(matches!(
+        check_sampled_tiles(&spec, &s.challenge.r_c, &s.challenge, &openings, &pinned()),
+        Err(TileCheckError::WrongKey { .. })
+    ));
+    let other_r_c = [7u8; 32];
+    assert!(matches!(
+        check_sampled_tiles(&s.spec, &other_r_c, &s.challenge, &openings, &pinned()),
+        Err(TileCheckError::WrongChallenge)
+    ));
+}
