@@ -10,4 +10,4 @@
 pub mod soundness;
 pub mod tiles;
 
-pub use tiles::{TileCheckError, TileCheckSummary, TileOpening, check_sampled_tiles};
+pub use tiles::{TileCheckError, TileCheckSummary, check_sampled_tiles};
