@@ -53,9 +53,8 @@ pub fn median_seconds<T>(runs: usize, mut f: impl FnMut() -> T) -> f64 {
 /// A plain parallel pass summing every byte of A, B (as i8) and C (as i32): the read
 /// ceiling the Freivalds check is compared with.
 pub fn plain_sum(a: &MatrixI8, b: &MatrixI8, c: &MatrixI32) -> i64 {
-    let sum_i8 = |x: &[i8]| -> i64 {
-        x.par_chunks(1 << 16).map(|chunk| chunk.iter().map(|&v| i64::from(v)).sum::<i64>()).sum()
-    };
+    let sum_i8 =
+        |x: &[i8]| -> i64 { x.par_chunks(1 << 16).map(|chunk| chunk.iter().map(|&v| i64::from(v)).sum::<i64>()).sum() };
     let sum_c: i64 =
         c.as_slice().par_chunks(1 << 14).map(|chunk| chunk.iter().map(|&v| i64::from(v)).sum::<i64>()).sum();
     sum_i8(a.as_slice()) + sum_i8(b.as_slice()) + sum_c
@@ -79,10 +78,8 @@ fn bench_prove(tile: &str, k: usize, runs: usize) -> Result<serde_json::Value> {
     let start = Instant::now();
     let (pk, vk) = development_setup(shape, &mut OsRng)?;
     let setup_s = start.elapsed().as_secs_f64();
-    let witness = TileWitness {
-        a_block: random_i8(1, tm * k, 1)?.into_vec(),
-        b_block: random_i8(1, k * tn, 2)?.into_vec(),
-    };
+    let witness =
+        TileWitness { a_block: random_i8(1, tm * k, 1)?.into_vec(), b_block: random_i8(1, k * tn, 2)?.into_vec() };
     let challenge = Challenge { job_id: [1; 32], r_c: [2; 32], seed: [3; 32] };
     let (sigma, rho) = (challenge.sigma(), challenge.rho());
     let prove_s = median_seconds(runs, || prove_tile(&pk, witness.clone(), sigma, rho));
@@ -129,9 +126,8 @@ fn bench_data(what: BenchKind, n: usize, runs: usize) -> Result<serde_json::Valu
             let vectors = random_vectors(rounds, n)?;
             let dims = Dims { m: n, k: n, n };
             freivalds::check(a.as_slice(), b.as_slice(), c.as_slice(), dims, &vectors)?;
-            let verify_s = median_seconds(runs, || {
-                freivalds::check(a.as_slice(), b.as_slice(), c.as_slice(), dims, &vectors)
-            });
+            let verify_s =
+                median_seconds(runs, || freivalds::check(a.as_slice(), b.as_slice(), c.as_slice(), dims, &vectors));
             let read_s = median_seconds(runs, || plain_sum(&a, &b, &c));
             let gemm_s = median_seconds(runs, || backend.gemm(&a, &b));
             let bytes = (2 * n * n + 4 * n * n) as f64;

@@ -22,7 +22,9 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("commit");
     group.sample_size(10);
     group.throughput(Throughput::Bytes(bytes.len() as u64));
-    group.bench_function("r_c_merkle_tile4x4_n1024", |bench| bench.iter(|| c_tree(&tiling, black_box(&product)).unwrap().root()));
+    group.bench_function("r_c_merkle_tile4x4_n1024", |bench| {
+        bench.iter(|| c_tree(&tiling, black_box(&product)).unwrap().root())
+    });
     group.bench_function("baseline_single_sha256_n1024", |bench| bench.iter(|| Sha256::digest(black_box(&bytes))));
     let leaves: Vec<[u8; 32]> = (0..65536u32).map(|i| leaf_hash(&i.to_le_bytes())).collect();
     group.throughput(Throughput::Elements(leaves.len() as u64));
@@ -30,7 +32,9 @@ fn bench(c: &mut Criterion) {
         bench.iter(|| MerkleTree::from_leaf_hashes(black_box(leaves.clone())).root())
     });
     group.throughput(Throughput::Bytes((n * n) as u64));
-    group.bench_function("poseidon_a_digests_tile4_n1024", |bench| bench.iter(|| a_digests(&tiling, black_box(&a)).unwrap()));
+    group.bench_function("poseidon_a_digests_tile4_n1024", |bench| {
+        bench.iter(|| a_digests(&tiling, black_box(&a)).unwrap())
+    });
     group.finish();
 }
 

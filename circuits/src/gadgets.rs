@@ -4,10 +4,10 @@ use ark_bn254::Fr;
 use ark_crypto_primitives::sponge::constraints::CryptographicSpongeVar;
 use ark_crypto_primitives::sponge::poseidon::constraints::PoseidonSpongeVar;
 use ark_r1cs_std::boolean::Boolean;
+use ark_r1cs_std::convert::ToBitsGadget;
 use ark_r1cs_std::fields::FieldVar;
 use ark_r1cs_std::fields::fp::FpVar;
 use ark_r1cs_std::uint8::UInt8;
-use ark_r1cs_std::convert::ToBitsGadget;
 use ark_relations::gr1cs::{ConstraintSystemRef, SynthesisError};
 use matproof_protocol::poseidon::{BYTES_PER_ELEMENT, BlockKind, config};
 
@@ -22,11 +22,7 @@ impl ByteBlockVar {
     /// Allocates `len` bytes as witnesses: 8 boolean bits each (one booleanity constraint per
     /// bit), so each byte is range-checked to `0..=255` after the bias. `values` is `None` in
     /// setup mode.
-    pub fn new_witness(
-        cs: ConstraintSystemRef<Fr>,
-        values: Option<&[i8]>,
-        len: usize,
-    ) -> Result<Self, SynthesisError> {
+    pub fn new_witness(cs: ConstraintSystemRef<Fr>, values: Option<&[i8]>, len: usize) -> Result<Self, SynthesisError> {
         let biased: Vec<Option<u8>> = match values {
             Some(v) if v.len() == len => v.iter().map(|&b| Some((b as u8) ^ 0x80)).collect(),
             Some(_) => return Err(SynthesisError::Unsatisfiable),

@@ -33,7 +33,9 @@ impl TileProof {
     /// the identity) and the exact length.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, VerifyError> {
         if bytes.len() != PROOF_BYTES {
-            return Err(VerifyError::ProofEncoding { reason: format!("{} bytes, expected {PROOF_BYTES}", bytes.len()) });
+            return Err(VerifyError::ProofEncoding {
+                reason: format!("{} bytes, expected {PROOF_BYTES}", bytes.len()),
+            });
         }
         let proof = Proof::<Bn254>::deserialize_compressed(bytes)
             .map_err(|e| VerifyError::ProofEncoding { reason: e.to_string() })?;
@@ -70,10 +72,9 @@ pub fn prove_tile(
     rho: Fr,
 ) -> Result<(TileProof, TilePublicInputs), ProveError> {
     let shape = key.shape;
-    for (block, expected, actual) in [
-        ("A", shape.tm * shape.kc, witness.a_block.len()),
-        ("B", shape.kc * shape.tn, witness.b_block.len()),
-    ] {
+    for (block, expected, actual) in
+        [("A", shape.tm * shape.kc, witness.a_block.len()), ("B", shape.kc * shape.tn, witness.b_block.len())]
+    {
         if expected != actual {
             return Err(ProveError::WitnessLength { block, expected, actual });
         }

@@ -165,7 +165,8 @@ impl PinnedVerifyingKey {
         let c_sum = G1Projective::msm(&c_points, &coefficients).expect("lengths match");
         let alpha_sum = vk.alpha_g1 * sum;
 
-        let mut g1: Vec<G1Affine> = items.iter().zip(&coefficients).map(|((p, _), r)| (p.0.a * r).into_affine()).collect();
+        let mut g1: Vec<G1Affine> =
+            items.iter().zip(&coefficients).map(|((p, _), r)| (p.0.a * r).into_affine()).collect();
         let mut g2: Vec<_> = items.iter().map(|(p, _)| p.0.b).collect();
         g1.extend(G1Projective::normalize_batch(&[-ic, -c_sum, -alpha_sum]));
         g2.extend([vk.gamma_g2, vk.delta_g2, vk.beta_g2]);

@@ -220,3 +220,33 @@ fn wrong_witness_lengths_are_errors() {
     w.a_block.pop();
     assert!(prove_tile(&keys().0, w, sigma, rho).is_err());
 }
+
+/// Where proving time goes, for tuning: `cargo test --release -p matproof-circuits --test
+/// groth16 -- --ignored --nocapture proving_phases`.
+#[test]
+#[ignore]
+fn proving_phases() {
+    use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystem, OptimizationGoal};
+    use std::time::Instant;
+    let shape = CircuitShape { tm: 64, tn: 64, kc: 64 };
+    let w = TileWitness {
+        a_block: random_i8(1, 64 * 64, 1).unwrap().into_vec(),
+        b_block: random_i8(1, 64 * 64, 2).unwrap().into_vec(),
+    };
+    let (sigma, rho) = challenge();
+    let start = Instant::now();
+    let public = w.public_inputs(shape, sigma, rho);
+    println!("native public inputs: {:?}", start.elapsed());
+    let start = Instant::now();
+    let cs = ConstraintSystem::<Fr>::new_ref();
+    cs.set_optimization_goal(OptimizationGoal::Constraints);
+    TileFreivalds { shape, witness: Some(w.clone()), public: Some(public) }.generate_constraints(cs.clone()).unwrap();
+    println!("synthesis: {:?} ({} constraints)", start.elapsed(), cs.num_constraints());
+    let start = Instant::now();
+    cs.finalize();
+    println!("finalize: {:?}", start.elapsed());
+    let (pk, _) = development_setup(shape, &mut ChaCha20Rng::seed_from_u64(3)).unwrap();
+    let start = Instant::now();
+    prove_tile(&pk, w, sigma, rho).unwrap();
+    println!("whole prove: {:?}", start.elapsed());
+}

@@ -104,9 +104,12 @@ pub struct Commitments {
 pub fn commit_all(tiling: &Tiling, a: &MatrixI8, b: &MatrixI8, c: &MatrixI32) -> Result<Commitments, TilingError> {
     tiling.check_matrices(a, b, Some(c))?;
     let ((r_a, r_b), r_c) = rayon::join(
-        || rayon::join(|| a_digests(tiling, a).map(|d| digest_tree(&d).root()), || {
-            b_digests(tiling, b).map(|d| digest_tree(&d).root())
-        }),
+        || {
+            rayon::join(
+                || a_digests(tiling, a).map(|d| digest_tree(&d).root()),
+                || b_digests(tiling, b).map(|d| digest_tree(&d).root()),
+            )
+        },
         || c_tree(tiling, c).map(|t| t.root()),
     );
     Ok(Commitments { r_a: r_a?, r_b: r_b?, r_c: r_c? })

@@ -106,7 +106,12 @@ impl Identity {
 }
 
 /// Verifies a signature made by [`Identity::sign`].
-pub fn verify(key: &PublicKey, purpose: &'static str, bytes: &[u8], signature: &Signature) -> Result<(), SignatureError> {
+pub fn verify(
+    key: &PublicKey,
+    purpose: &'static str,
+    bytes: &[u8],
+    signature: &Signature,
+) -> Result<(), SignatureError> {
     let verifying = VerifyingKey::from_bytes(&key.0).map_err(|_| SignatureError::InvalidKey { key: *key })?;
     let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
     verifying

@@ -182,11 +182,7 @@ pub fn product_dims(a: &MatrixI8, b: &MatrixI8) -> Result<(usize, usize, usize),
 }
 
 /// Checks that `C` has the shape of `A·B`; returns `(m, k, n)`.
-pub fn check_product_shapes(
-    a: &MatrixI8,
-    b: &MatrixI8,
-    c: &MatrixI32,
-) -> Result<(usize, usize, usize), MatrixError> {
+pub fn check_product_shapes(a: &MatrixI8, b: &MatrixI8, c: &MatrixI32) -> Result<(usize, usize, usize), MatrixError> {
     let (m, k, n) = product_dims(a, b)?;
     if c.rows() != m || c.cols() != n {
         return Err(MatrixError::ResultShapeMismatch { c_rows: c.rows(), c_cols: c.cols(), m, n });
@@ -228,18 +224,9 @@ mod tests {
 
     #[test]
     fn shape_limits_are_enforced_before_allocation() {
-        assert!(matches!(
-            MatrixI8::zeros(MAX_DIM + 1, 1),
-            Err(MatrixError::DimensionTooLarge { name: "rows", .. })
-        ));
-        assert!(matches!(
-            MatrixI8::zeros(1, MAX_DIM + 1),
-            Err(MatrixError::DimensionTooLarge { name: "cols", .. })
-        ));
-        assert!(matches!(
-            MatrixI32::zeros(MAX_DIM, MAX_DIM),
-            Err(MatrixError::TooManyElements { .. })
-        ));
+        assert!(matches!(MatrixI8::zeros(MAX_DIM + 1, 1), Err(MatrixError::DimensionTooLarge { name: "rows", .. })));
+        assert!(matches!(MatrixI8::zeros(1, MAX_DIM + 1), Err(MatrixError::DimensionTooLarge { name: "cols", .. })));
+        assert!(matches!(MatrixI32::zeros(MAX_DIM, MAX_DIM), Err(MatrixError::TooManyElements { .. })));
         assert!(matches!(
             MatrixI8::from_vec(2, 3, vec![0; 5]),
             Err(MatrixError::LengthMismatch { expected: 6, actual: 5, .. })
@@ -275,9 +262,6 @@ mod tests {
         assert!(matches!(product_dims(&a, &b), Err(MatrixError::InnerDimensionMismatch { .. })));
         let b = MatrixI8::zeros(3, 2).unwrap();
         let c = MatrixI32::zeros(2, 3).unwrap();
-        assert!(matches!(
-            check_product_shapes(&a, &b, &c),
-            Err(MatrixError::ResultShapeMismatch { .. })
-        ));
+        assert!(matches!(check_product_shapes(&a, &b, &c), Err(MatrixError::ResultShapeMismatch { .. })));
     }
 }

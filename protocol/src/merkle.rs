@@ -111,11 +111,8 @@ impl MerkleTree {
                 [single] => *single,
                 _ => unreachable!("chunks(2) yields one or two items"),
             };
-            let above: Vec<Digest> = if parallel {
-                below.par_chunks(2).map(pair).collect()
-            } else {
-                below.chunks(2).map(pair).collect()
-            };
+            let above: Vec<Digest> =
+                if parallel { below.par_chunks(2).map(pair).collect() } else { below.chunks(2).map(pair).collect() };
             levels.push(above);
         }
         Self { levels }

@@ -184,9 +184,8 @@ pub fn read_header<R: Read>(reader: &mut R, path: &str) -> Result<NpyHeader, Npy
     }
     let mut header = vec![0u8; header_len];
     read_exact_or_truncated(reader, &mut header, path, 0)?;
-    let text = std::str::from_utf8(&header).map_err(|_| NpyError::MalformedHeader {
-        reason: "header is not UTF-8".into(),
-    })?;
+    let text =
+        std::str::from_utf8(&header).map_err(|_| NpyError::MalformedHeader { reason: "header is not UTF-8".into() })?;
     let mut parsed = parse_header_dict(text)?;
     parsed.data_offset = 8 + len_field + header_len;
     Ok(parsed)
@@ -223,15 +222,11 @@ fn parse_header_dict(text: &str) -> Result<NpyHeader, NpyError> {
     let mut rest = body.trim();
     while !rest.is_empty() {
         let (key, after_key) = parse_quoted(rest).ok_or_else(|| malformed("expected a quoted key"))?;
-        let after_colon = after_key
-            .trim_start()
-            .strip_prefix(':')
-            .ok_or_else(|| malformed("expected ':' after a key"))?
-            .trim_start();
+        let after_colon =
+            after_key.trim_start().strip_prefix(':').ok_or_else(|| malformed("expected ':' after a key"))?.trim_start();
         let after_value = match key {
             "descr" => {
-                let (value, after) =
-                    parse_quoted(after_colon).ok_or_else(|| malformed("descr is not a string"))?;
+                let (value, after) = parse_quoted(after_colon).ok_or_else(|| malformed("descr is not a string"))?;
                 if descr.replace(value.to_string()).is_some() {
                     return Err(malformed("duplicate key 'descr'"));
                 }
@@ -251,9 +246,7 @@ fn parse_header_dict(text: &str) -> Result<NpyHeader, NpyError> {
                 after
             }
             "shape" => {
-                let inner = after_colon
-                    .strip_prefix('(')
-                    .ok_or_else(|| malformed("shape is not a tuple"))?;
+                let inner = after_colon.strip_prefix('(').ok_or_else(|| malformed("shape is not a tuple"))?;
                 let close = inner.find(')').ok_or_else(|| malformed("shape tuple is not closed"))?;
                 let mut dims = Vec::new();
                 for part in inner[..close].split(',') {
@@ -264,9 +257,8 @@ fn parse_header_dict(text: &str) -> Result<NpyHeader, NpyError> {
                     if dims.len() >= 32 {
                         return Err(malformed("shape has too many dimensions"));
                     }
-                    let dim: usize = part
-                        .parse()
-                        .map_err(|_| malformed("shape entry is not a non-negative integer"))?;
+                    let dim: usize =
+                        part.parse().map_err(|_| malformed("shape entry is not a non-negative integer"))?;
                     dims.push(dim);
                 }
                 if shape.replace(dims).is_some() {
@@ -302,11 +294,7 @@ fn parse_quoted(input: &str) -> Option<(&str, &str)> {
 /// Checks a header for a 2-D matrix of `T`; returns `(rows, cols, data_bytes)`.
 fn check_header<T: NpyElement>(header: &NpyHeader) -> Result<(usize, usize, u64), NpyError> {
     if header.descr != T::DESCR && !T::DESCR_ALIASES.contains(&header.descr.as_str()) {
-        return Err(NpyError::WrongDtype {
-            found: header.descr.clone(),
-            expected: T::NAME,
-            expected_descr: T::DESCR,
-        });
+        return Err(NpyError::WrongDtype { found: header.descr.clone(), expected: T::NAME, expected_descr: T::DESCR });
     }
     if header.fortran_order {
         return Err(NpyError::FortranOrder);
@@ -325,17 +313,11 @@ pub fn read_matrix<T: NpyElement, R: Read>(reader: &mut R) -> Result<Matrix<T>, 
     read_matrix_named(reader, "<stream>")
 }
 
-fn read_matrix_named<T: NpyElement, R: Read>(
-    reader: &mut R,
-    path: &str,
-) -> Result<Matrix<T>, NpyError> {
+fn read_matrix_named<T: NpyElement, R: Read>(reader: &mut R, path: &str) -> Result<Matrix<T>, NpyError> {
     let header = read_header(reader, path)?;
     let (rows, cols, data_bytes) = check_header::<T>(&header)?;
     let mut bytes = Vec::with_capacity((data_bytes as usize).min(64 << 20));
-    reader
-        .take(data_bytes + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io_err(path))?;
+    reader.take(data_bytes + 1).read_to_end(&mut bytes).map_err(io_err(path))?;
     let actual = bytes.len() as u64;
     if actual < data_bytes {
         return Err(NpyError::Truncated { expected: data_bytes, actual });
@@ -504,10 +486,7 @@ mod tests {
         let mut bytes = header_bytes::<i8>(2, 2);
         let pos = bytes.windows(6).position(|w| w == b"(2, 2)").unwrap();
         bytes[pos..pos + 6].copy_from_slice(b"(4,)  ");
-        assert!(matches!(
-            read_matrix::<i8, _>(&mut bytes.as_slice()),
-            Err(NpyError::NotTwoDimensional { dims: 1 })
-        ));
+        assert!(matches!(read_matrix::<i8, _>(&mut bytes.as_slice()), Err(NpyError::NotTwoDimensional { dims: 1 })));
         let mut bytes = header_bytes::<i8>(2, 2);
         let pos = bytes.windows(6).position(|w| w == b"(2, 2)").unwrap();
         bytes[pos..pos + 6].copy_from_slice(b"(-2,2)");

@@ -284,7 +284,11 @@ impl JobSpec {
             return Err(SpecError::FieldLength { field: "nonce", len: self.nonce.len(), expected: MAX_NONCE_BYTES });
         }
         if self.consumer == self.provider {
-            return Err(SpecError::OutOfRange { field: "provider", value: 0, reason: "provider and consumer keys are equal" });
+            return Err(SpecError::OutOfRange {
+                field: "provider",
+                value: 0,
+                reason: "provider and consumer keys are equal",
+            });
         }
         Ok(())
     }

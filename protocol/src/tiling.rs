@@ -263,10 +263,7 @@ mod tests {
         assert_eq!(t.a_block(&a, 2).unwrap(), vec![12, 13, 14, 0, 0, 0, 0, 0]);
         let b = MatrixI8::from_vec(3, 7, (0..21).map(|v| v as i8).collect()).unwrap();
         // Block 1 = columns 4..8: column 4 is (4, 11, 18), then padding in k and columns.
-        assert_eq!(
-            t.b_block(&b, 1).unwrap(),
-            vec![4, 11, 18, 0, 5, 12, 19, 0, 6, 13, 20, 0, 0, 0, 0, 0]
-        );
+        assert_eq!(t.b_block(&b, 1).unwrap(), vec![4, 11, 18, 0, 5, 12, 19, 0, 6, 13, 20, 0, 0, 0, 0, 0]);
         let c = MatrixI32::from_vec(5, 7, (0..35).collect()).unwrap();
         assert_eq!(t.c_tile(&c, 2, 1).unwrap(), vec![32, 33, 34, 0, 0, 0, 0, 0]);
         assert!(t.is_padding(2, 1, 0, 3));

@@ -55,7 +55,9 @@ pub enum TranscriptError {
         max: usize,
     },
     /// Rounds or vector length out of range.
-    #[error("Freivalds vectors: {rounds} rounds of length {len} exceed the limits ({max_rounds} rounds, {max_len} entries)")]
+    #[error(
+        "Freivalds vectors: {rounds} rounds of length {len} exceed the limits ({max_rounds} rounds, {max_len} entries)"
+    )]
     VectorShape {
         /// Rounds requested.
         rounds: usize,
@@ -243,7 +245,8 @@ mod tests {
     const KNOWN_TILES: [u64; 5] = [31, 4, 30, 47, 22];
     const KNOWN_SIGMA: &str = "a08a4883cb48eab2823d58aa32aa8db9e667989b041c001804fe8a8a151f7407";
     const KNOWN_RHO: &str = "ddb64b52c50fb8265fd28bab7710b86710965cb1b016f9e5bfc840c8e7eb7016";
-    const KNOWN_FREIVALDS: [[u64; 2]; 2] = [[680329249834530209, 519267053183785405], [1521301363619025613, 1660629487427986933]];
+    const KNOWN_FREIVALDS: [[u64; 2]; 2] =
+        [[680329249834530209, 519267053183785405], [1521301363619025613, 1660629487427986933]];
 
     #[test]
     fn every_input_changes_every_value() {

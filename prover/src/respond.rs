@@ -92,7 +92,10 @@ impl CommittedJob {
         let mut openings = Vec::with_capacity(sampled.len());
         for &tile in &sampled {
             let (i, j) = self.tiling.tile_coords(tile as usize)?;
-            witnesses.push(TileWitness { a_block: self.tiling.a_block(&self.a, i)?, b_block: self.tiling.b_block(&self.b, j)? });
+            witnesses.push(TileWitness {
+                a_block: self.tiling.a_block(&self.a, i)?,
+                b_block: self.tiling.b_block(&self.b, j)?,
+            });
             openings.push(TileOpening {
                 tile_index: tile,
                 c_tile: self.tiling.c_tile(&self.execution.c, i, j)?,
@@ -106,8 +109,7 @@ impl CommittedJob {
         }
         let proofs = prove_tiles(key, witnesses, challenge.sigma(), challenge.rho(), max_in_flight);
         for (opening, result) in openings.iter_mut().zip(proofs) {
-            let (proof, _public) =
-                result.map_err(|source| RespondError::Prove { tile: opening.tile_index, source })?;
+            let (proof, _public) = result.map_err(|source| RespondError::Prove { tile: opening.tile_index, source })?;
             opening.proof = proof.to_bytes().to_vec();
         }
         Ok(openings)
