@@ -10,6 +10,7 @@
 #![deny(unsafe_code)]
 
 pub mod commit;
+pub mod fraud;
 pub mod freivalds;
 pub mod identity;
 pub mod limits;

@@ -3,11 +3,14 @@
 //! §7).
 //!
 //! Today: [`tiles`], the check of sampled tile openings and their Groth16 proofs (DESIGN
-//! §5.2), and [`soundness`], the stated bounds. With default features this crate never
+//! §5.2); [`fraud`], building and checking fraud proofs (DESIGN §5.1); and [`soundness`],
+//! the stated bounds. With default features this crate never
 //! links tokio, tonic, sqlx, CUDA or the prover.
 #![forbid(unsafe_code)]
 
+pub mod fraud;
 pub mod soundness;
 pub mod tiles;
 
+pub use fraud::{FraudError, build_fraud_proof, check_fraud_proof};
 pub use tiles::{TileCheckError, TileCheckSummary, check_sampled_tiles};
