@@ -137,19 +137,24 @@ impl ConstraintSynthesizer<Fr> for TileFreivalds {
 
         let s = powers(&sigma, tm)?;
         let r = powers(&rho, tn)?;
-        let mut z_computed = FpVar::<Fr>::zero();
+        // Sums are built as single linear combinations (`Sum` uses one LC for all terms),
+        // which keeps synthesis and LC inlining cheap; each product is one constraint.
+        let mut products = Vec::with_capacity(kc);
         for t in 0..kc {
             // u_t = Σ_i σ^i·A[i][t], v_t = Σ_j B[t][j]·ρ^j (B_J is stored column by column).
-            let mut u_t = a.signed_value(t)?;
+            let mut u_terms = vec![a.signed_value(t)?];
             for (i, s_i) in s.iter().enumerate().skip(1) {
-                u_t += s_i * a.signed_value(i * kc + t)?;
+                u_terms.push(s_i * a.signed_value(i * kc + t)?);
             }
-            let mut v_t = b.signed_value(t)?;
+            let mut v_terms = vec![b.signed_value(t)?];
             for (j, r_j) in r.iter().enumerate().skip(1) {
-                v_t += r_j * b.signed_value(j * kc + t)?;
+                v_terms.push(r_j * b.signed_value(j * kc + t)?);
             }
-            z_computed += u_t * v_t;
+            let u_t: FpVar<Fr> = u_terms.iter().sum();
+            let v_t: FpVar<Fr> = v_terms.iter().sum();
+            products.push(u_t * v_t);
         }
+        let z_computed: FpVar<Fr> = products.iter().sum();
         z_computed.enforce_equal(&z)
     }
 }

@@ -22,6 +22,7 @@ pub mod poseidon;
 pub mod spec;
 pub mod tiling;
 pub mod transcript;
+pub mod wire;
 
 pub use commit::Commitments;
 pub use identity::{Identity, PublicKey, Signature};
