@@ -56,18 +56,14 @@ pub fn c_tree(tiling: &Tiling, c: &MatrixI32) -> Result<MerkleTree, TilingError>
 pub fn a_digests(tiling: &Tiling, a: &MatrixI8) -> Result<Vec<Fr>, TilingError> {
     check_operand("A", a, tiling.m, tiling.k)?;
     let shape = tiling.shape;
-    Ok(block_digests(BlockKind::A, shape.tm, shape.kc, tiling.row_blocks(), |i| {
-        tiling.a_block(a, i).unwrap_or_default()
-    }))
+    block_digests(BlockKind::A, shape.tm, shape.kc, tiling.row_blocks(), |i| tiling.a_block(a, i))
 }
 
 /// Poseidon digests `d_B(J)` of every B column block, in parallel.
 pub fn b_digests(tiling: &Tiling, b: &MatrixI8) -> Result<Vec<Fr>, TilingError> {
     check_operand("B", b, tiling.k, tiling.n)?;
     let shape = tiling.shape;
-    Ok(block_digests(BlockKind::B, shape.tn, shape.kc, tiling.col_blocks(), |j| {
-        tiling.b_block(b, j).unwrap_or_default()
-    }))
+    block_digests(BlockKind::B, shape.tn, shape.kc, tiling.col_blocks(), |j| tiling.b_block(b, j))
 }
 
 fn check_operand(what: &'static str, x: &MatrixI8, rows: usize, cols: usize) -> Result<(), TilingError> {

@@ -96,12 +96,14 @@ pub fn block_digest(kind: BlockKind, side: usize, kc: usize, block: &[i8]) -> Fr
     sponge.squeeze_native_field_elements(1)[0]
 }
 
-/// Digests of many blocks, in parallel; `blocks(i)` yields block `i`.
-pub fn block_digests<F>(kind: BlockKind, side: usize, kc: usize, count: usize, blocks: F) -> Vec<Fr>
+/// Digests of many blocks, in parallel; `blocks(i)` yields block `i` (or the error that
+/// stops the whole computation).
+pub fn block_digests<F, E>(kind: BlockKind, side: usize, kc: usize, count: usize, blocks: F) -> Result<Vec<Fr>, E>
 where
-    F: Fn(usize) -> Vec<i8> + Sync,
+    F: Fn(usize) -> Result<Vec<i8>, E> + Sync,
+    E: Send,
 {
-    (0..count).into_par_iter().map(|i| block_digest(kind, side, kc, &blocks(i))).collect()
+    (0..count).into_par_iter().map(|i| Ok(block_digest(kind, side, kc, &blocks(i)?))).collect()
 }
 
 /// The canonical 32-byte little-endian encoding of a field element.
@@ -175,7 +177,7 @@ mod tests {
     #[test]
     fn parallel_digests_equal_sequential() {
         let blocks: Vec<Vec<i8>> = (0..9).map(|i| vec![i as i8; 40]).collect();
-        let par = block_digests(BlockKind::B, 5, 8, blocks.len(), |i| blocks[i].clone());
+        let par = block_digests(BlockKind::B, 5, 8, blocks.len(), |i| Ok::<_, ()>(blocks[i].clone())).unwrap();
         let seq: Vec<Fr> = blocks.iter().map(|b| block_digest(BlockKind::B, 5, 8, b)).collect();
         assert_eq!(par, seq);
     }
