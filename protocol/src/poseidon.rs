@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use ark_bn254::Fr;
 use ark_crypto_primitives::sponge::poseidon::{PoseidonConfig, PoseidonSponge, find_poseidon_ark_and_mds};
 use ark_crypto_primitives::sponge::{CryptographicSponge, FieldBasedCryptographicSponge};
-use ark_ff::{BigInteger, PrimeField};
+use ark_ff::{BigInteger, Field, PrimeField};
 use rayon::prelude::*;
 
 /// Bytes packed into one field element.
@@ -72,20 +72,79 @@ pub fn config() -> &'static PoseidonConfig<Fr> {
 /// Packs block bytes as DESIGN §3 says: each byte biased by +128, 31 bytes per element,
 /// little-endian, the last element zero-filled.
 pub fn pack_block(block: &[i8]) -> Vec<Fr> {
-    block
-        .chunks(BYTES_PER_ELEMENT)
-        .map(|chunk| {
-            let mut bytes = [0u8; 32];
-            for (dst, &src) in bytes.iter_mut().zip(chunk) {
-                *dst = (src as u8) ^ 0x80; // i8 + 128 as u8
+    block.chunks(BYTES_PER_ELEMENT).map(pack_chunk).collect()
+}
+
+/// The round constants and MDS matrix of [`config`] in fixed-size arrays, for the
+/// allocation-free native permutation.
+struct Permutation {
+    ark: Vec<[Fr; 3]>,
+    mds: [[Fr; 3]; 3],
+}
+
+fn permutation() -> &'static Permutation {
+    static PERMUTATION: OnceLock<Permutation> = OnceLock::new();
+    PERMUTATION.get_or_init(|| {
+        let c = config();
+        let row = |v: &Vec<Fr>| [v[0], v[1], v[2]];
+        Permutation { ark: c.ark.iter().map(row).collect(), mds: [row(&c.mds[0]), row(&c.mds[1]), row(&c.mds[2])] }
+    })
+}
+
+impl Permutation {
+    /// The Poseidon permutation exactly as arkworks' `PoseidonSponge::permute` computes it
+    /// (half the full rounds, the partial rounds, the other half), without its per-round
+    /// allocations; `x^5` as two squarings and a product.
+    fn permute(&self, state: &mut [Fr; 3]) {
+        let sbox = |x: Fr| {
+            let x2 = x.square();
+            x2.square() * x
+        };
+        let half_full = FULL_ROUNDS / 2;
+        for (round, ark) in self.ark.iter().enumerate() {
+            for (s, c) in state.iter_mut().zip(ark) {
+                *s += c;
             }
-            Fr::from_le_bytes_mod_order(&bytes)
-        })
-        .collect()
+            if round < half_full || round >= half_full + PARTIAL_ROUNDS {
+                for s in state.iter_mut() {
+                    *s = sbox(*s);
+                }
+            } else {
+                state[0] = sbox(state[0]);
+            }
+            let old = *state;
+            for (s, m) in state.iter_mut().zip(&self.mds) {
+                *s = old[0] * m[0] + old[1] * m[1] + old[2] * m[2];
+            }
+        }
+    }
 }
 
 /// The digest of one block: `side` is `tm` for A blocks and `tn` for B blocks.
+///
+/// Computes exactly what arkworks' duplex sponge computes for the absorb-all-then-squeeze-one
+/// sequence (state `[capacity, rate₀, rate₁]`; each pair of elements is added to the rate
+/// and permuted, the squeeze reads `rate₀`), with the native permutation above; a proptest
+/// holds it equal to the arkworks sponge.
 pub fn block_digest(kind: BlockKind, side: usize, kc: usize, block: &[i8]) -> Fr {
+    let p = permutation();
+    let mut state = [Fr::from(0u64); 3];
+    let header = [kind.domain_tag(), Fr::from(side as u64), Fr::from(kc as u64)];
+    let packed = block.chunks(BYTES_PER_ELEMENT).map(pack_chunk);
+    let mut elements = header.into_iter().chain(packed);
+    while let Some(first) = elements.next() {
+        state[1] += first;
+        if let Some(second) = elements.next() {
+            state[2] += second;
+        }
+        p.permute(&mut state);
+    }
+    state[1]
+}
+
+/// Reference digest through arkworks' own `PoseidonSponge` (the tests hold
+/// [`block_digest`] equal to it).
+pub fn block_digest_reference(kind: BlockKind, side: usize, kc: usize, block: &[i8]) -> Fr {
     let mut sponge = PoseidonSponge::new(config());
     let mut input = Vec::with_capacity(3 + block.len().div_ceil(BYTES_PER_ELEMENT));
     input.push(kind.domain_tag());
@@ -94,6 +153,14 @@ pub fn block_digest(kind: BlockKind, side: usize, kc: usize, block: &[i8]) -> Fr
     input.extend(pack_block(block));
     sponge.absorb(&input);
     sponge.squeeze_native_field_elements(1)[0]
+}
+
+fn pack_chunk(chunk: &[i8]) -> Fr {
+    let mut bytes = [0u8; 32];
+    for (dst, &src) in bytes.iter_mut().zip(chunk) {
+        *dst = (src as u8) ^ 0x80; // i8 + 128 as u8
+    }
+    Fr::from_le_bytes_mod_order(&bytes)
 }
 
 /// Digests of many blocks, in parallel; `blocks(i)` yields block `i` (or the error that
@@ -172,6 +239,19 @@ mod tests {
         let mut changed = block.clone();
         changed[61] = 6;
         assert_ne!(base, block_digest(BlockKind::A, 2, 31, &changed));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn native_permutation_equals_the_arkworks_sponge(
+            block in proptest::collection::vec(proptest::num::i8::ANY, 0..200),
+            side in 1usize..300,
+            kc in 0usize..100_000,
+            is_a in proptest::bool::ANY,
+        ) {
+            let kind = if is_a { BlockKind::A } else { BlockKind::B };
+            proptest::prop_assert_eq!(block_digest(kind, side, kc, &block), block_digest_reference(kind, side, kc, &block));
+        }
     }
 
     #[test]
