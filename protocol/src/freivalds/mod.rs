@@ -23,7 +23,7 @@ mod avx512;
 pub const MODULUS: u64 = (1 << 61) - 1;
 
 /// Largest allowed value of `m`, `k` and `n` (and of a projected matrix's rows and columns).
-pub const MAX_DIM: usize = 1 << 17;
+pub const MAX_DIM: usize = crate::limits::MAX_DIM;
 
 /// Which implementation runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -33,9 +33,9 @@ mod avx512;
 
 /// Largest supported inner dimension `k` (`2^17`): every dot product fits `i32` (see the
 /// module docs for the one wrapping edge at exactly `k = 2^17`).
-pub const MAX_K: usize = 1 << 17;
+pub const MAX_K: usize = matproof_protocol::limits::MAX_K;
 /// Largest supported `m` and `n`.
-pub const MAX_DIM: usize = 1 << 17;
+pub const MAX_DIM: usize = matproof_protocol::limits::MAX_DIM;
 
 /// A GEMM implementation. All paths return bit-identical results.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
