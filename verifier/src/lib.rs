@@ -4,11 +4,13 @@
 //!
 //! Today: [`tiles`], the check of sampled tile openings and their Groth16 proofs (DESIGN
 //! §5.2); [`fraud`], building and checking fraud proofs (DESIGN §5.1); and [`soundness`],
-//! the stated bounds. With default features this crate never
-//! links tokio, tonic, sqlx, CUDA or the prover.
+//! the stated bounds. With the `service` feature: `ledger`, the escrow ledger (DESIGN §7).
+//! With default features this crate never links tokio, tonic, sqlx, CUDA or the prover.
 #![forbid(unsafe_code)]
 
 pub mod fraud;
+#[cfg(feature = "service")]
+pub mod ledger;
 pub mod soundness;
 pub mod tiles;
 
