@@ -1,7 +1,7 @@
 //! The matproof protocol core: matrix types and `.npy` files, named limits, tiling, RFC 9162
 //! Merkle trees, Poseidon block digests, the commitments `R_A`, `R_B`, `R_C`, the canonical
 //! job spec and `job_id`, challenge derivation, the Freivalds check over `2^61 − 1`, and
-//! Ed25519 identities.
+//! Ed25519 identities, and receipts with their signed messages.
 //!
 //! `../shared/DESIGN.md` §1–3, §4 (transcript) and §5.1 are normative for what is here; the
 //! byte layouts are restated in `docs/formats.md`. This crate knows no GPU and no prover, and
@@ -19,6 +19,7 @@ pub mod merkle;
 pub mod npy;
 pub mod opening;
 pub mod poseidon;
+pub mod receipt;
 pub mod spec;
 pub mod tiling;
 pub mod transcript;

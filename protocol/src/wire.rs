@@ -3,10 +3,14 @@
 //! field and names the one at fault, so a service can answer `INVALID_ARGUMENT: <field>`.
 
 use crate::fraud::FraudProof;
-use crate::identity::PublicKey;
-use crate::limits::{MAX_K, MAX_MERKLE_PATH_LEN, MAX_TILE_SIDE};
+use crate::identity::{PublicKey, Signature};
+use crate::limits::{MAX_K, MAX_MERKLE_PATH_LEN, MAX_MESSAGE_BYTES, MAX_SAMPLES, MAX_TILE_SIDE};
 use crate::merkle::{Digest, InclusionProof};
 use crate::opening::{TILE_PROOF_BYTES, TileOpening};
+use crate::receipt::{
+    CheckSummary, MAX_REASON_BYTES, MAX_STATEMENT_BYTES, MAX_VERDICTS, RECEIPT_VERSION, Receipt, SignedChallenge,
+    SignedVerdict, Verdict,
+};
 use crate::spec::{JobSpec, Policy, SpecError, VerificationMode};
 use crate::tiling::CircuitShape;
 use crate::transcript::Challenge;
@@ -272,6 +276,245 @@ impl TryFrom<&pb::Challenge> for Challenge {
     }
 }
 
+fn signature_from_wire(field: &str, bytes: &[u8]) -> Result<Signature, WireError> {
+    let array: [u8; 64] =
+        bytes.try_into().map_err(|_| WireError::new(field, format!("{} bytes, expected 64", bytes.len())))?;
+    Ok(Signature(array))
+}
+
+fn mode_to_wire(mode: VerificationMode) -> i32 {
+    match mode {
+        VerificationMode::Full => pb::VerificationMode::Full as i32,
+        VerificationMode::Succinct => pb::VerificationMode::Succinct as i32,
+    }
+}
+
+fn mode_from_wire(field: &str, mode: i32) -> Result<VerificationMode, WireError> {
+    match pb::VerificationMode::try_from(mode) {
+        Ok(pb::VerificationMode::Full) => Ok(VerificationMode::Full),
+        Ok(pb::VerificationMode::Succinct) => Ok(VerificationMode::Succinct),
+        _ => Err(WireError::new(field, "must be FULL or SUCCINCT")),
+    }
+}
+
+fn verdict_from_wire(field: &str, verdict: i32) -> Result<Verdict, WireError> {
+    match pb::Verdict::try_from(verdict) {
+        Ok(pb::Verdict::Approved) => Ok(Verdict::Approved),
+        Ok(pb::Verdict::Rejected) => Ok(Verdict::Rejected),
+        _ => Err(WireError::new(field, "must be APPROVED or REJECTED")),
+    }
+}
+
+fn bounded_text(field: &str, text: &str, max_bytes: usize) -> Result<String, WireError> {
+    if text.len() > max_bytes {
+        return Err(WireError::new(field, format!("{} bytes, at most {max_bytes}", text.len())));
+    }
+    Ok(text.to_string())
+}
+
+impl From<&SignedChallenge> for pb::Challenge {
+    fn from(c: &SignedChallenge) -> Self {
+        pb::Challenge {
+            job_id: c.challenge.job_id.to_vec(),
+            r_c: c.challenge.r_c.to_vec(),
+            seed: c.challenge.seed.to_vec(),
+            verifier_key: c.verifier_key.0.to_vec(),
+            verifier_signature: c.signature.0.to_vec(),
+        }
+    }
+}
+
+/// A challenge with its verifier's key and signature (the signature is not checked here:
+/// call [`SignedChallenge::verify`]).
+impl TryFrom<&pb::Challenge> for SignedChallenge {
+    type Error = WireError;
+
+    fn try_from(c: &pb::Challenge) -> Result<Self, WireError> {
+        Ok(SignedChallenge {
+            challenge: Challenge::try_from(c)?,
+            verifier_key: PublicKey(fixed32("verifier_key", &c.verifier_key)?),
+            signature: signature_from_wire("verifier_signature", &c.verifier_signature)?,
+        })
+    }
+}
+
+impl From<&SignedVerdict> for pb::SignedVerdict {
+    fn from(v: &SignedVerdict) -> Self {
+        pb::SignedVerdict {
+            job_id: v.job_id.to_vec(),
+            verdict: match v.verdict {
+                Verdict::Approved => pb::Verdict::Approved,
+                Verdict::Rejected => pb::Verdict::Rejected,
+            } as i32,
+            reason: v.reason.clone(),
+            verifier_key: v.verifier_key.0.to_vec(),
+            verifier_signature: v.signature.0.to_vec(),
+            r_c: v.r_c.to_vec(),
+        }
+    }
+}
+
+/// A signed verdict (the signature is not checked here: call [`SignedVerdict::verify`]).
+impl TryFrom<&pb::SignedVerdict> for SignedVerdict {
+    type Error = WireError;
+
+    fn try_from(v: &pb::SignedVerdict) -> Result<Self, WireError> {
+        Ok(SignedVerdict {
+            job_id: fixed32("job_id", &v.job_id)?,
+            r_c: fixed32("r_c", &v.r_c)?,
+            verdict: verdict_from_wire("verdict", v.verdict)?,
+            reason: bounded_text("reason", &v.reason, MAX_REASON_BYTES)?,
+            verifier_key: PublicKey(fixed32("verifier_key", &v.verifier_key)?),
+            signature: signature_from_wire("verifier_signature", &v.verifier_signature)?,
+        })
+    }
+}
+
+impl From<&CheckSummary> for pb::CheckSummary {
+    fn from(s: &CheckSummary) -> Self {
+        pb::CheckSummary {
+            mode: mode_to_wire(s.mode),
+            freivalds_rounds: s.freivalds_rounds,
+            samples: s.samples,
+            tiles: s.tiles,
+            escape_one_wrong_tile: s.escape_one_wrong_tile,
+            escape_policy_fraction: s.escape_policy_fraction,
+            policy_fraction: s.policy_fraction,
+            statement: s.statement.clone(),
+        }
+    }
+}
+
+impl TryFrom<&pb::CheckSummary> for CheckSummary {
+    type Error = WireError;
+
+    fn try_from(s: &pb::CheckSummary) -> Result<Self, WireError> {
+        for (field, value) in [
+            ("escape_one_wrong_tile", s.escape_one_wrong_tile),
+            ("escape_policy_fraction", s.escape_policy_fraction),
+            ("policy_fraction", s.policy_fraction),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(WireError::new(field, "not a probability in [0, 1]"));
+            }
+        }
+        Ok(CheckSummary {
+            mode: mode_from_wire("mode", s.mode)?,
+            freivalds_rounds: s.freivalds_rounds,
+            samples: s.samples,
+            tiles: s.tiles,
+            escape_one_wrong_tile: s.escape_one_wrong_tile,
+            escape_policy_fraction: s.escape_policy_fraction,
+            policy_fraction: s.policy_fraction,
+            statement: bounded_text("statement", &s.statement, MAX_STATEMENT_BYTES)?,
+        })
+    }
+}
+
+impl From<&Receipt> for pb::Receipt {
+    fn from(r: &Receipt) -> Self {
+        pb::Receipt {
+            version: r.version,
+            spec: Some((&r.spec).into()),
+            consumer_signature: r.consumer_signature.0.to_vec(),
+            r_c: r.r_c.to_vec(),
+            challenge: Some((&r.challenge).into()),
+            openings: r.openings.iter().map(Into::into).collect(),
+            summary: Some((&r.summary).into()),
+            verdicts: r.verdicts.iter().map(Into::into).collect(),
+            fraud_proof: r.fraud_proof.as_ref().map(Into::into),
+        }
+    }
+}
+
+/// A receipt, every field validated (signatures, paths and proofs are checked by the audit,
+/// not here).
+impl TryFrom<&pb::Receipt> for Receipt {
+    type Error = WireError;
+
+    fn try_from(r: &pb::Receipt) -> Result<Self, WireError> {
+        if r.version != RECEIPT_VERSION {
+            return Err(WireError::new("version", format!("{}, this code reads {RECEIPT_VERSION}", r.version)));
+        }
+        if r.openings.len() > MAX_SAMPLES {
+            return Err(WireError::new("openings", format!("{} openings, at most {MAX_SAMPLES}", r.openings.len())));
+        }
+        if r.verdicts.is_empty() || r.verdicts.len() > MAX_VERDICTS {
+            return Err(WireError::new(
+                "verdicts",
+                format!("{} verdicts, expected 1..={MAX_VERDICTS}", r.verdicts.len()),
+            ));
+        }
+        let spec = JobSpec::try_from(required("spec", &r.spec)?).map_err(|e| e.within("spec"))?;
+        let openings = r
+            .openings
+            .iter()
+            .enumerate()
+            .map(|(i, o)| TileOpening::try_from(o).map_err(|e| e.within(&format!("openings[{i}]"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let verdicts = r
+            .verdicts
+            .iter()
+            .enumerate()
+            .map(|(i, v)| SignedVerdict::try_from(v).map_err(|e| e.within(&format!("verdicts[{i}]"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let fraud_proof = match &r.fraud_proof {
+            Some(f) => Some(FraudProof::try_from(f).map_err(|e| e.within("fraud_proof"))?),
+            None => None,
+        };
+        Ok(Receipt {
+            version: r.version,
+            spec,
+            consumer_signature: signature_from_wire("consumer_signature", &r.consumer_signature)?,
+            r_c: fixed32("r_c", &r.r_c)?,
+            challenge: SignedChallenge::try_from(required("challenge", &r.challenge)?)
+                .map_err(|e| e.within("challenge"))?,
+            openings,
+            summary: CheckSummary::try_from(required("summary", &r.summary)?).map_err(|e| e.within("summary"))?,
+            verdicts,
+            fraud_proof,
+        })
+    }
+}
+
+/// Why bytes are not a receipt.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReceiptDecodeError {
+    /// Larger than [`MAX_MESSAGE_BYTES`].
+    #[error("receipt is {bytes} bytes, at most {max}")]
+    TooLarge {
+        /// Its size.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Not a protobuf `Receipt`.
+    #[error("not a receipt: {reason}")]
+    Protobuf {
+        /// The decoder's message.
+        reason: String,
+    },
+    /// A field is invalid.
+    #[error(transparent)]
+    Field(#[from] WireError),
+}
+
+/// The protobuf bytes of a receipt (what goes on disk).
+pub fn encode_receipt(receipt: &Receipt) -> Vec<u8> {
+    use prost::Message;
+    pb::Receipt::from(receipt).encode_to_vec()
+}
+
+/// A receipt from its protobuf bytes, size-limited and validated field by field.
+pub fn decode_receipt(bytes: &[u8]) -> Result<Receipt, ReceiptDecodeError> {
+    use prost::Message;
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(ReceiptDecodeError::TooLarge { bytes: bytes.len(), max: MAX_MESSAGE_BYTES });
+    }
+    let message = pb::Receipt::decode(bytes).map_err(|e| ReceiptDecodeError::Protobuf { reason: e.to_string() })?;
+    Ok(Receipt::try_from(&message)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,6 +618,67 @@ mod tests {
         }
     }
 
+    fn receipt() -> Receipt {
+        use crate::identity::Identity;
+        let verifier = Identity::from_seed([7; 32]);
+        let s = spec();
+        let job_id = s.job_id();
+        Receipt {
+            version: RECEIPT_VERSION,
+            consumer_signature: Signature([4; 64]),
+            r_c: [5; 32],
+            challenge: SignedChallenge::sign(Challenge { job_id, r_c: [5; 32], seed: [6; 32] }, &verifier),
+            openings: vec![opening(), opening()],
+            summary: CheckSummary {
+                mode: VerificationMode::Full,
+                freivalds_rounds: 2,
+                samples: 2,
+                tiles: 9,
+                escape_one_wrong_tile: 0.79,
+                escape_policy_fraction: 0.98,
+                policy_fraction: 0.01,
+                statement: "bounds".into(),
+            },
+            verdicts: vec![SignedVerdict::sign(job_id, [5; 32], Verdict::Approved, "ok", &verifier)],
+            fraud_proof: None,
+            spec: s,
+        }
+    }
+
+    #[test]
+    fn receipts_round_trip_and_bad_fields_are_named() {
+        let r = receipt();
+        assert_eq!(decode_receipt(&encode_receipt(&r)).unwrap(), r);
+        let good = pb::Receipt::from(&r);
+        let cases: Vec<Mutation<pb::Receipt>> = vec![
+            ("version", Box::new(|p| p.version = 2)),
+            ("spec", Box::new(|p| p.spec = None)),
+            ("spec.r_a", Box::new(|p| p.spec.as_mut().unwrap().r_a.push(1))),
+            ("consumer_signature", Box::new(|p| p.consumer_signature.pop().map(drop).unwrap_or(()))),
+            ("r_c", Box::new(|p| p.r_c.clear())),
+            ("challenge", Box::new(|p| p.challenge = None)),
+            ("challenge.seed", Box::new(|p| p.challenge.as_mut().unwrap().seed.push(0))),
+            ("challenge.verifier_signature", Box::new(|p| p.challenge.as_mut().unwrap().verifier_signature.clear())),
+            ("openings[1].proof", Box::new(|p| p.openings[1].proof.clear())),
+            ("summary", Box::new(|p| p.summary = None)),
+            ("summary.mode", Box::new(|p| p.summary.as_mut().unwrap().mode = 7)),
+            ("summary.policy_fraction", Box::new(|p| p.summary.as_mut().unwrap().policy_fraction = f64::NAN)),
+            ("summary.statement", Box::new(|p| p.summary.as_mut().unwrap().statement = "x".repeat(5000))),
+            ("verdicts", Box::new(|p| p.verdicts.clear())),
+            ("verdicts[0].verdict", Box::new(|p| p.verdicts[0].verdict = 0)),
+            ("verdicts[0].reason", Box::new(|p| p.verdicts[0].reason = "x".repeat(MAX_REASON_BYTES + 1))),
+            ("verdicts[0].r_c", Box::new(|p| p.verdicts[0].r_c.clear())),
+            ("fraud_proof.a_path", Box::new(|p| p.fraud_proof = Some(pb::FraudProof::default()))),
+        ];
+        for (field, mutate) in cases {
+            let mut p = good.clone();
+            mutate(&mut p);
+            let err = Receipt::try_from(&p).unwrap_err();
+            assert_eq!(err.field, field, "{err}");
+        }
+        assert!(matches!(decode_receipt(&[0xff; 3]), Err(ReceiptDecodeError::Protobuf { .. })));
+    }
+
     proptest::proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
@@ -387,9 +691,7 @@ mod tests {
             if let Ok(f) = pb::FraudProof::decode(bytes.as_slice()) {
                 let _ = FraudProof::try_from(&f);
             }
-            if let Ok(pb::Receipt { spec: Some(s), .. }) = pb::Receipt::decode(bytes.as_slice()) {
-                let _ = JobSpec::try_from(&s);
-            }
+            let _ = decode_receipt(&bytes);
         }
     }
 }
