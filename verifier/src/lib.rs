@@ -15,4 +15,5 @@ pub mod soundness;
 pub mod tiles;
 
 pub use fraud::{FraudError, build_fraud_proof, check_fraud_proof};
+pub use soundness::check_summary;
 pub use tiles::{TileCheckError, TileCheckSummary, check_sampled_tiles};

@@ -1,5 +1,8 @@
 //! The bounds a receipt states (DESIGN §5).
 
+use matproof_protocol::receipt::CheckSummary;
+use matproof_protocol::spec::{JobSpec, SpecError, VerificationMode};
+
 /// A cheater who corrupts a fraction `f` of the `T` tiles escapes `s` distinct uniform
 /// samples with probability at most `(1 − f)^s` (sampling without replacement makes it
 /// slightly smaller still; this is the stated, conservative figure).
@@ -18,6 +21,49 @@ pub fn freivalds_error_exponent(rounds: u32) -> u32 {
 /// tiles.
 pub fn tile_identity_error_log2(tm: usize, tn: usize) -> f64 {
     ((tm + tn) as f64).log2() - 253.6
+}
+
+/// The check summary a receipt for `spec` states: what a verifier runs under the spec's
+/// policy and the bounds that follow. A function of the spec alone, so the verifier node
+/// fills receipts with it and an auditor recomputes it and compares.
+pub fn check_summary(spec: &JobSpec) -> Result<CheckSummary, SpecError> {
+    let tiles = spec.tiling()?.tile_count();
+    let samples = spec.policy.samples;
+    let policy_fraction = f64::from(spec.policy.target_fraud_ppm) / 1e6;
+    let escape_one_wrong_tile = sampling_escape_probability(1.0 / tiles as f64, samples);
+    let escape_policy_fraction = sampling_escape_probability(policy_fraction, samples);
+    let identity = tile_identity_error_log2(spec.shape.tm, spec.shape.tn);
+    let (freivalds_rounds, freivalds_words) = match spec.policy.mode {
+        VerificationMode::Full => {
+            let rounds = spec.policy.freivalds_rounds;
+            (
+                rounds,
+                format!(
+                    "full mode: Freivalds, {rounds} rounds over 2^61-1 on all of C (a wrong C passes with probability \
+                     <= 2^-{}); ",
+                    freivalds_error_exponent(rounds)
+                ),
+            )
+        }
+        VerificationMode::Succinct => (0, "succinct mode: commitments only, no Freivalds; ".to_string()),
+    };
+    let statement = format!(
+        "{freivalds_words}{samples} of {tiles} tiles sampled, opened and proven with Groth16: a cheater with one \
+         wrong tile escapes with probability <= {escape_one_wrong_tile:.6}, with {:.4}% of tiles wrong <= \
+         {escape_policy_fraction:.6}; an opened wrong tile passes its proof's identity with probability <= \
+         2^{identity:.1}",
+        policy_fraction * 100.0
+    );
+    Ok(CheckSummary {
+        mode: spec.policy.mode,
+        freivalds_rounds,
+        samples,
+        tiles: tiles as u64,
+        escape_one_wrong_tile,
+        escape_policy_fraction,
+        policy_fraction,
+        statement,
+    })
 }
 
 #[cfg(test)]
