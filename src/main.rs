@@ -2,6 +2,7 @@
 //! Freivalds check, key setup, benchmarks; later the prover sidecar, verifier node and audit).
 #![forbid(unsafe_code)]
 
+mod audit;
 mod bench;
 mod commands;
 mod demo;
@@ -102,6 +103,8 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Re-check a receipt offline: signatures, challenge, openings, proofs, bounds (and data).
+    Audit(audit::AuditArgs),
     /// Benchmarks (median of repeated runs on seeded data).
     Bench {
         /// What to measure.
@@ -149,6 +152,7 @@ fn main() -> ExitCode {
         Command::Commit { a, b, c, tile, kc, json } => commands::commit(&a, &b, &c, &tile, kc, json),
         Command::Check { a, b, c, rounds } => commands::check(&a, &b, &c, rounds),
         Command::Setup { tile, k, out } => setup::run(&tile, k, out),
+        Command::Audit(args) => audit::run(&args),
         Command::Bench { what, n, runs, json, tile, k } => bench::run(what, n, runs as usize, json, &tile, k),
     };
     match result {

@@ -1,0 +1,897 @@
+//! The audit of a receipt (DESIGN §6): re-check, offline, every decision a verifier signed.
+//!
+//! [`audit`] takes a decoded [`Receipt`] (or [`audit_bytes`] the protobuf bytes of one),
+//! the verifying key(s) the job may pin and, optionally, the set of verifier keys the
+//! auditor trusts and the data `A`, `B` (and `C`). It checks, in this order, and stops at
+//! the first failure with an [`AuditError`] that names exactly what failed:
+//!
+//! 1. the receipt version, the job spec's validity, the consumer's signature over the
+//!    canonical spec (purpose `job`);
+//! 2. the challenge: its `job_id` and `R_C` are the receipt's, the verifier's signature; the
+//!    sampled tiles are re-derived from `(job_id, R_C, seed)` and the openings must name
+//!    exactly those, in drawing order;
+//! 3. the check summary equals [`check_summary`] of the spec (a receipt that overstates its
+//!    bounds fails);
+//! 4. every verdict: signature, `job_id`, `R_C`; all verdicts agree; signers are trusted
+//!    (when a set is given) and never the provider; an approval needs `quorum` distinct
+//!    verifier keys;
+//! 5. the decision. An **approval** must carry all `samples` openings and pass
+//!    [`check_sampled_tiles`] (paths to `R_C`, `R_A`, `R_B`, zero padding, `z`,
+//!    batch-verified Groth16 proofs) and carry no fraud proof. A **rejection** must be
+//!    justified: a fraud proof that [`check_fraud_proof`] accepts, or openings that fail the
+//!    tile check, or (with data) a `C` that fails Freivalds; a fraud proof that does not
+//!    check is an error (a false accusation). A rejection with none of these rests on the
+//!    verifier's signed reason alone (a missed deadline, a streamed `C` that did not match
+//!    `R_C`): the audit returns `Ok` with [`AuditReport::rejection_unverifiable`] set and the
+//!    reason quoted, because there is nothing offline to check it against;
+//! 6. with data: `R_A`, `R_B` recomputed from `A`, `B` must equal the spec's; with `C`,
+//!    `R_C` must equal the receipt's, and Freivalds runs twice, with the challenge's vectors
+//!    and with fresh vectors from the OS random number generator (the auditor need not
+//!    trust the verifier's seed). A wrong `C` under an approval is an error.
+//!
+//! Without a trusted set, any verifier key is accepted and the report says so: the audit
+//! then shows the receipt is internally consistent and its proofs hold, not who may sign.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use matproof_circuits::{PinnedVerifyingKey, TileVerifyingKey, VerifyError};
+use matproof_protocol::commit::{a_digests, b_digests, c_tree, digest_tree};
+use matproof_protocol::freivalds::{self, Dims, FreivaldsError};
+use matproof_protocol::identity::{Identity, PublicKey, SignatureError, verify};
+use matproof_protocol::matrix::{MatrixI8, MatrixI32};
+use matproof_protocol::merkle::Digest;
+use matproof_protocol::receipt::{PURPOSE_JOB, RECEIPT_VERSION, Receipt, Verdict};
+use matproof_protocol::spec::{SpecError, VerificationMode};
+use matproof_protocol::tiling::TilingError;
+use matproof_protocol::transcript::{Challenge, TranscriptError};
+use matproof_protocol::wire::{ReceiptDecodeError, decode_receipt};
+
+use crate::fraud::{FraudError, check_fraud_proof};
+use crate::soundness::{check_summary, freivalds_error_exponent, tile_identity_error_log2};
+use crate::tiles::{TileCheckError, check_sampled_tiles};
+
+/// Freivalds rounds the auditor runs with its own fresh vectors (each lets a wrong `C` pass
+/// with probability at most `2^-61`).
+pub const AUDIT_FRESH_ROUNDS: u32 = 2;
+
+/// The keys an auditor brings: verifying keys (the one whose identity hash the job pins is
+/// used) and, optionally, the verifier keys it trusts to challenge and sign verdicts.
+#[derive(Debug, Clone, Default)]
+pub struct AuditKeys {
+    verifying_keys: Vec<TileVerifyingKey>,
+    trusted_verifiers: Option<BTreeSet<PublicKey>>,
+}
+
+impl AuditKeys {
+    /// Keys that accept any verifier signer (the report says so).
+    pub fn new(verifying_keys: Vec<TileVerifyingKey>) -> Self {
+        Self { verifying_keys, trusted_verifiers: None }
+    }
+
+    /// Requires every challenge and verdict signer to be one of `keys`.
+    #[must_use]
+    pub fn with_trusted_verifiers(mut self, keys: impl IntoIterator<Item = PublicKey>) -> Self {
+        self.trusted_verifiers = Some(keys.into_iter().collect());
+        self
+    }
+
+    /// The verifying keys held.
+    pub fn verifying_keys(&self) -> &[TileVerifyingKey] {
+        &self.verifying_keys
+    }
+
+    /// The trusted verifier keys, if a set was given.
+    pub fn trusted_verifiers(&self) -> Option<&BTreeSet<PublicKey>> {
+        self.trusted_verifiers.as_ref()
+    }
+
+    /// The held key the job pins, checked (`γ ≠ δ`, input count) and prepared.
+    fn pinned(&self, vk_hash: &Digest) -> Result<PinnedVerifyingKey, AuditError> {
+        let key =
+            self.verifying_keys.iter().find(|k| k.hash() == *vk_hash).ok_or_else(|| AuditError::NoVerifyingKey {
+                vk_hash: hex(vk_hash),
+                held: self.verifying_keys.iter().map(|k| hex(&k.hash())).collect(),
+            })?;
+        PinnedVerifyingKey::new(key.clone(), vk_hash).map_err(AuditError::VerifyingKey)
+    }
+}
+
+/// The job's data, when the auditor has it: `A`, `B` and optionally `C`.
+#[derive(Debug, Clone)]
+pub struct AuditData {
+    /// `A` (`m × k`).
+    pub a: MatrixI8,
+    /// `B` (`k × n`).
+    pub b: MatrixI8,
+    /// `C` (`m × n`), if the auditor has the result.
+    pub c: Option<MatrixI32>,
+}
+
+/// Which verifier signed something, for [`AuditError`]s about signers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignerRole {
+    /// The signer of the challenge.
+    Challenge,
+    /// The signer of verdict `index`.
+    Verdict(usize),
+}
+
+impl fmt::Display for SignerRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SignerRole::Challenge => write!(f, "the challenge"),
+            SignerRole::Verdict(i) => write!(f, "verdict {i}"),
+        }
+    }
+}
+
+/// Why a receipt fails its audit. Every variant names what failed.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum AuditError {
+    /// The bytes are not a valid receipt.
+    #[error("receipt does not decode: {0}")]
+    Decode(#[from] ReceiptDecodeError),
+    /// An unknown receipt version.
+    #[error("receipt version {found}, this auditor reads {expected}")]
+    Version {
+        /// Found.
+        found: u32,
+        /// [`RECEIPT_VERSION`].
+        expected: u32,
+    },
+    /// The job spec is invalid.
+    #[error("job spec: {0}")]
+    Spec(#[from] SpecError),
+    /// The consumer's signature over the canonical spec fails.
+    #[error("consumer signature over the job spec: {0}")]
+    ConsumerSignature(SignatureError),
+    /// The challenge names another job.
+    #[error("the challenge is for job {challenge}, the spec's job is {spec}")]
+    ChallengeJob {
+        /// Hex of the challenge's `job_id`.
+        challenge: String,
+        /// Hex of the spec's `job_id`.
+        spec: String,
+    },
+    /// The challenge names another commitment.
+    #[error("the challenge is for R_C {challenge}, the receipt's R_C is {receipt}")]
+    ChallengeCommitment {
+        /// Hex of the challenge's `R_C`.
+        challenge: String,
+        /// Hex of the receipt's `R_C`.
+        receipt: String,
+    },
+    /// The verifier's signature over the challenge fails.
+    #[error("challenge signature: {0}")]
+    ChallengeSignature(SignatureError),
+    /// The sampled tiles cannot be derived.
+    #[error("challenge derivation: {0}")]
+    Transcript(#[from] TranscriptError),
+    /// More openings than sampled tiles.
+    #[error("{got} openings for {samples} sampled tiles")]
+    TooManyOpenings {
+        /// Samples.
+        samples: usize,
+        /// Openings.
+        got: usize,
+    },
+    /// An opening is not the tile the challenge sampled at its position.
+    #[error("opening {position} is tile {got}, the challenge sampled tile {expected}")]
+    WrongTile {
+        /// Position in the sample.
+        position: usize,
+        /// The re-derived tile.
+        expected: u64,
+        /// The opened tile.
+        got: u64,
+    },
+    /// The stated check summary is not the one the spec implies.
+    #[error("check summary field {field}: the receipt states {stated}, the spec implies {recomputed}")]
+    Summary {
+        /// The field that differs.
+        field: &'static str,
+        /// What the receipt states.
+        stated: String,
+        /// What [`check_summary`] gives.
+        recomputed: String,
+    },
+    /// A verdict's signature fails.
+    #[error("verdict {index}: signature: {source}")]
+    VerdictSignature {
+        /// Position in the receipt.
+        index: usize,
+        /// Why.
+        source: SignatureError,
+    },
+    /// A verdict is for another job.
+    #[error("verdict {index} is for job {got}, not {expected}")]
+    VerdictJob {
+        /// Position in the receipt.
+        index: usize,
+        /// Hex of the spec's `job_id`.
+        expected: String,
+        /// Hex of the verdict's `job_id`.
+        got: String,
+    },
+    /// A verdict is for another commitment.
+    #[error("verdict {index} is for R_C {got}, not the receipt's {expected}")]
+    VerdictCommitment {
+        /// Position in the receipt.
+        index: usize,
+        /// Hex of the receipt's `R_C`.
+        expected: String,
+        /// Hex of the verdict's `R_C`.
+        got: String,
+    },
+    /// A signer is not in the auditor's trusted set.
+    #[error("{role} is signed by {key}, which is not a trusted verifier")]
+    UntrustedVerifier {
+        /// What it signed.
+        role: SignerRole,
+        /// Hex of its key.
+        key: String,
+    },
+    /// The provider signed as a verifier of its own job.
+    #[error("{role} is signed by the job's provider {key}")]
+    ProviderAsVerifier {
+        /// What it signed.
+        role: SignerRole,
+        /// Hex of its key.
+        key: String,
+    },
+    /// Some verdicts approve and some reject.
+    #[error("the verdicts disagree: {approvals} verifier(s) approve, {rejections} reject")]
+    ConflictingVerdicts {
+        /// Distinct approving keys.
+        approvals: usize,
+        /// Distinct rejecting keys.
+        rejections: usize,
+    },
+    /// Too few distinct verifiers approve.
+    #[error("approved by {approvals} distinct verifier(s), the policy's quorum is {quorum}")]
+    Quorum {
+        /// Distinct approving keys.
+        approvals: usize,
+        /// The policy's quorum.
+        quorum: u32,
+    },
+    /// No held verifying key has the hash the job pins.
+    #[error("no verifying key with hash {vk_hash} (held: {held:?})")]
+    NoVerifyingKey {
+        /// Hex of the job's `vk_hash`.
+        vk_hash: String,
+        /// Hex of the held keys' hashes.
+        held: Vec<String>,
+    },
+    /// The pinned verifying key is unusable.
+    #[error("verifying key: {0}")]
+    VerifyingKey(VerifyError),
+    /// An approved receipt's openings or proofs fail.
+    #[error("approved, but the sampled tiles fail: {0}")]
+    Openings(TileCheckError),
+    /// An approved receipt carries a fraud proof.
+    #[error("approved, but the receipt carries a fraud proof")]
+    FraudProofOnApproval,
+    /// A rejection's fraud proof does not prove fraud (a false accusation).
+    #[error("the fraud proof does not prove fraud: {0}")]
+    FraudProof(FraudError),
+    /// The auditor's matrices do not have the job's shapes.
+    #[error("data: {0}")]
+    DataShape(TilingError),
+    /// A commitment recomputed from the auditor's data differs.
+    #[error("data does not match the commitments: {commitment} recomputed {recomputed}, the receipt has {expected}")]
+    DataMismatch {
+        /// `R_A`, `R_B` or `R_C`.
+        commitment: &'static str,
+        /// Hex of the receipt's root.
+        expected: String,
+        /// Hex of the recomputed root.
+        recomputed: String,
+    },
+    /// Freivalds over the auditor's `C` fails under an approval.
+    #[error("approved, but C = A·B fails Freivalds with the {vectors} vectors: {source}")]
+    Freivalds {
+        /// `challenge` or `fresh`.
+        vectors: &'static str,
+        /// Why.
+        source: FreivaldsError,
+    },
+    /// The OS random number generator failed.
+    #[error("OS random number generator: {reason}")]
+    Rng {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It passed.
+    Passed,
+    /// It failed (only in a report on a rejection, where a failing check is the
+    /// rejection's justification; any other failure is an [`AuditError`]).
+    Failed,
+    /// It could not run (e.g. no verifying key for a rejection proven by its fraud proof).
+    Skipped,
+}
+
+impl Outcome {
+    /// `ok`, `FAIL` or `skip`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Passed => "ok",
+            Outcome::Failed => "FAIL",
+            Outcome::Skipped => "skip",
+        }
+    }
+}
+
+/// One check of the audit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditCheck {
+    /// Short name (stable: `version`, `spec`, `consumer-signature`, `challenge`,
+    /// `summary`, `verdicts`, `quorum`, `openings`, `fraud-proof`, `data-commitments`,
+    /// `data-freivalds`).
+    pub name: &'static str,
+    /// Passed, failed or skipped.
+    pub outcome: Outcome,
+    /// What exactly was checked.
+    pub detail: String,
+}
+
+impl AuditCheck {
+    /// Whether it passed.
+    pub fn passed(&self) -> bool {
+        self.outcome == Outcome::Passed
+    }
+}
+
+/// Why a rejection stands, as far as the auditor can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RejectionGrounds {
+    /// The receipt's fraud proof checks: entry `(row, col)` of the committed `C` is wrong.
+    FraudProven {
+        /// Row.
+        row: u64,
+        /// Column.
+        col: u64,
+    },
+    /// The receipt's openings fail the tile check.
+    OpeningsFail {
+        /// The tile check's error.
+        detail: String,
+    },
+    /// The auditor's `C` (which matches `R_C`) fails Freivalds at this row.
+    DataShowsWrongC {
+        /// First bad row.
+        row: usize,
+    },
+    /// Nothing in the receipt or the data shows the rejection right or wrong: it rests on
+    /// the verifiers' signed reasons.
+    NotIndependentlyCheckable {
+        /// The signed reasons, one per distinct verifier.
+        reasons: Vec<String>,
+    },
+}
+
+impl fmt::Display for RejectionGrounds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RejectionGrounds::FraudProven { row, col } => write!(f, "fraud proven at ({row}, {col})"),
+            RejectionGrounds::OpeningsFail { detail } => write!(f, "the openings fail the tile check: {detail}"),
+            RejectionGrounds::DataShowsWrongC { row } => {
+                write!(f, "the auditor's C (matching R_C) fails Freivalds at row {row}")
+            }
+            RejectionGrounds::NotIndependentlyCheckable { reasons } => {
+                write!(f, "not independently checkable: the verifier's signed reason: ")?;
+                let quoted: Vec<String> = reasons.iter().map(|r| format!("{r:?}")).collect();
+                write!(f, "{}", quoted.join("; "))
+            }
+        }
+    }
+}
+
+/// The bounds behind an audited receipt, recomputed from the spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditBounds {
+    /// Tiles in the job, `T`.
+    pub tiles: u64,
+    /// Tiles sampled, `s`.
+    pub samples: u32,
+    /// `(1 − 1/T)^s`.
+    pub escape_one_wrong_tile: f64,
+    /// The policy's `f`.
+    pub policy_fraction: f64,
+    /// `(1 − f)^s`.
+    pub escape_policy_fraction: f64,
+    /// `log2((tm + tn)/r)`: a wrong opened tile passes its proof's identity.
+    pub tile_identity_error_log2: f64,
+    /// Freivalds rounds the verifier states it ran (0 in succinct mode); re-checked only
+    /// with data.
+    pub verifier_freivalds_rounds: u32,
+    /// `61·rounds` of the verifier's Freivalds check (a wrong `C` passes with probability
+    /// `≤ 2^-exponent`), 0 in succinct mode.
+    pub verifier_freivalds_exponent: u32,
+    /// Fresh Freivalds rounds the auditor ran on its own `C`, if it had one.
+    pub audit_freivalds_rounds: Option<u32>,
+    /// `61·rounds` of the auditor's own Freivalds check.
+    pub audit_freivalds_exponent: Option<u32>,
+}
+
+/// What the audit checked and found. Returned only when the receipt passes; see
+/// [`AuditError`] otherwise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditReport {
+    /// The job.
+    pub job_id: Digest,
+    /// The commitment judged.
+    pub r_c: Digest,
+    /// Full or succinct.
+    pub mode: VerificationMode,
+    /// The verifiers' (agreeing) decision.
+    pub verdict: Verdict,
+    /// Every check, in order.
+    pub checks: Vec<AuditCheck>,
+    /// The bounds.
+    pub bounds: AuditBounds,
+    /// The key that signed the challenge.
+    pub challenge_signer: PublicKey,
+    /// The distinct keys that signed verdicts.
+    pub verdict_signers: Vec<PublicKey>,
+    /// Whether the auditor pinned a trusted verifier set (if not, any key was accepted).
+    pub verifiers_pinned: bool,
+    /// The hash and origin of the verifying key used, if one was needed.
+    pub verifying_key: Option<(Digest, String)>,
+    /// On a rejection: why it stands.
+    pub rejection: Option<RejectionGrounds>,
+    /// A rejection that rests on the verifiers' signatures alone.
+    pub rejection_unverifiable: bool,
+}
+
+impl AuditReport {
+    /// The named check, if it ran.
+    pub fn check(&self, name: &str) -> Option<&AuditCheck> {
+        self.checks.iter().find(|c| c.name == name)
+    }
+}
+
+impl fmt::Display for AuditReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mode = match self.mode {
+            VerificationMode::Full => "full",
+            VerificationMode::Succinct => "succinct",
+        };
+        writeln!(f, "job:     {}", hex(&self.job_id))?;
+        writeln!(f, "R_C:     {}", hex(&self.r_c))?;
+        writeln!(f, "mode:    {mode}")?;
+        writeln!(f, "verdict: {}", self.verdict.as_str())?;
+        for check in &self.checks {
+            writeln!(f, "  [{:>4}] {}: {}", check.outcome.as_str(), check.name, check.detail)?;
+        }
+        let b = &self.bounds;
+        if b.verifier_freivalds_rounds > 0 {
+            writeln!(
+                f,
+                "bounds:  verifier's Freivalds: {} rounds over 2^61-1 on all of C (a wrong C passes with probability \
+                 <= 2^-{}; as stated by the verifier, re-checked only with data)",
+                b.verifier_freivalds_rounds, b.verifier_freivalds_exponent
+            )?;
+        }
+        if let (Some(rounds), Some(exponent)) = (b.audit_freivalds_rounds, b.audit_freivalds_exponent) {
+            writeln!(
+                f,
+                "bounds:  auditor's Freivalds: {rounds} fresh rounds on the auditor's C (a wrong C passes with \
+                 probability <= 2^-{exponent})"
+            )?;
+        }
+        writeln!(
+            f,
+            "bounds:  {} of {} tiles sampled: a cheater with one wrong tile escapes with probability <= {:.6}, with \
+             {:.4}% of tiles wrong <= {:.6}",
+            b.samples,
+            b.tiles,
+            b.escape_one_wrong_tile,
+            b.policy_fraction * 100.0,
+            b.escape_policy_fraction
+        )?;
+        writeln!(
+            f,
+            "bounds:  an opened wrong tile passes its proof's identity with probability <= 2^{:.1}",
+            b.tile_identity_error_log2
+        )?;
+        if let Some((hash, origin)) = &self.verifying_key {
+            writeln!(f, "key:     verifying key {} ({origin})", hex(hash))?;
+        }
+        writeln!(f, "signers: challenge {}", hex(&self.challenge_signer.0))?;
+        for key in &self.verdict_signers {
+            writeln!(f, "signers: verdict {}", hex(&key.0))?;
+        }
+        if self.verifiers_pinned {
+            writeln!(f, "signers: every signer is in the auditor's trusted set")?;
+        } else {
+            writeln!(
+                f,
+                "signers: no trusted verifier set given: any key was accepted (pass the verifiers' keys to check who \
+                 signed)"
+            )?;
+        }
+        if let Some(grounds) = &self.rejection {
+            writeln!(f, "rejection: {grounds}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Audits a receipt from its protobuf bytes (what is stored on disk).
+pub fn audit_bytes(bytes: &[u8], keys: &AuditKeys, data: Option<&AuditData>) -> Result<AuditReport, AuditError> {
+    let receipt = decode_receipt(bytes)?;
+    audit(&receipt, keys, data)
+}
+
+fn passed(name: &'static str, detail: impl Into<String>) -> AuditCheck {
+    AuditCheck { name, outcome: Outcome::Passed, detail: detail.into() }
+}
+
+/// Audits a receipt (see the module documentation for what is checked and in which order).
+pub fn audit(receipt: &Receipt, keys: &AuditKeys, data: Option<&AuditData>) -> Result<AuditReport, AuditError> {
+    let mut checks = Vec::new();
+
+    // 1. Version, spec, consumer signature.
+    if receipt.version != RECEIPT_VERSION {
+        return Err(AuditError::Version { found: receipt.version, expected: RECEIPT_VERSION });
+    }
+    checks.push(passed("version", format!("receipt format version {RECEIPT_VERSION}")));
+    let spec = &receipt.spec;
+    spec.validate()?;
+    let tiling = spec.tiling()?;
+    let job_id = spec.job_id();
+    let policy = &spec.policy;
+    checks.push(passed(
+        "spec",
+        format!(
+            "{}x{}x{} int8 GEMM, tile {}x{}, kc {}, {} tiles; policy: {} samples, {} Freivalds rounds, quorum {}; \
+             job_id = SHA-256 of the canonical spec",
+            spec.m,
+            spec.k,
+            spec.n,
+            spec.shape.tm,
+            spec.shape.tn,
+            spec.shape.kc,
+            tiling.tile_count(),
+            policy.samples,
+            policy.freivalds_rounds,
+            policy.quorum
+        ),
+    ));
+    verify(&spec.consumer, PURPOSE_JOB, &spec.canonical_bytes(), &receipt.consumer_signature)
+        .map_err(AuditError::ConsumerSignature)?;
+    checks.push(passed("consumer-signature", format!("consumer {} signed the canonical spec", hex(&spec.consumer.0))));
+
+    // 2. The challenge and the tiles it samples.
+    let signed = &receipt.challenge;
+    let challenge = &signed.challenge;
+    if challenge.job_id != job_id {
+        return Err(AuditError::ChallengeJob { challenge: hex(&challenge.job_id), spec: hex(&job_id) });
+    }
+    if challenge.r_c != receipt.r_c {
+        return Err(AuditError::ChallengeCommitment { challenge: hex(&challenge.r_c), receipt: hex(&receipt.r_c) });
+    }
+    signed.verify().map_err(AuditError::ChallengeSignature)?;
+    check_signer(keys, spec.provider, SignerRole::Challenge, &signed.verifier_key)?;
+    let samples = policy.samples as usize;
+    let sampled = challenge.sample_tiles(samples, tiling.tile_count())?;
+    if receipt.openings.len() > samples {
+        return Err(AuditError::TooManyOpenings { samples, got: receipt.openings.len() });
+    }
+    for (position, (opening, &expected)) in receipt.openings.iter().zip(&sampled).enumerate() {
+        if opening.tile_index != expected {
+            return Err(AuditError::WrongTile { position, expected, got: opening.tile_index });
+        }
+    }
+    checks.push(passed(
+        "challenge",
+        format!(
+            "for this job_id and R_C, signed by verifier {}; tiles {:?} re-derived from (job_id, R_C, seed); the {} \
+             opening(s) name them in order",
+            hex(&signed.verifier_key.0),
+            sampled,
+            receipt.openings.len()
+        ),
+    ));
+
+    // 3. The summary, recomputed.
+    let recomputed = check_summary(spec)?;
+    compare_summary(&receipt.summary, &recomputed)?;
+    checks.push(passed("summary", "the stated mode, rounds, samples, tiles, bounds and statement are the spec's"));
+
+    // 4. Verdicts.
+    let mut approvals = BTreeSet::new();
+    let mut rejections = BTreeSet::new();
+    let mut reasons = Vec::new();
+    for (index, v) in receipt.verdicts.iter().enumerate() {
+        v.verify().map_err(|source| AuditError::VerdictSignature { index, source })?;
+        if v.job_id != job_id {
+            return Err(AuditError::VerdictJob { index, expected: hex(&job_id), got: hex(&v.job_id) });
+        }
+        if v.r_c != receipt.r_c {
+            return Err(AuditError::VerdictCommitment { index, expected: hex(&receipt.r_c), got: hex(&v.r_c) });
+        }
+        check_signer(keys, spec.provider, SignerRole::Verdict(index), &v.verifier_key)?;
+        let fresh = match v.verdict {
+            Verdict::Approved => approvals.insert(v.verifier_key),
+            Verdict::Rejected => rejections.insert(v.verifier_key),
+        };
+        if fresh && v.verdict == Verdict::Rejected {
+            reasons.push(v.reason.clone());
+        }
+    }
+    if !approvals.is_empty() && !rejections.is_empty() {
+        return Err(AuditError::ConflictingVerdicts { approvals: approvals.len(), rejections: rejections.len() });
+    }
+    let verdict = if approvals.is_empty() { Verdict::Rejected } else { Verdict::Approved };
+    let signers: Vec<PublicKey> = approvals.union(&rejections).copied().collect();
+    checks.push(passed(
+        "verdicts",
+        format!(
+            "{} verdict(s) from {} distinct verifier(s), all {}, each signed over this job_id and R_C",
+            receipt.verdicts.len(),
+            signers.len(),
+            verdict.as_str()
+        ),
+    ));
+
+    // 5. The decision.
+    let mut verifying_key = None;
+    let mut rejection = None;
+    match verdict {
+        Verdict::Approved => {
+            if approvals.len() < policy.quorum as usize {
+                return Err(AuditError::Quorum { approvals: approvals.len(), quorum: policy.quorum });
+            }
+            checks.push(passed(
+                "quorum",
+                format!("{} distinct approving verifier(s), quorum {}", approvals.len(), policy.quorum),
+            ));
+            if receipt.fraud_proof.is_some() {
+                return Err(AuditError::FraudProofOnApproval);
+            }
+            let key = keys.pinned(&spec.vk_hash)?;
+            verifying_key = Some((spec.vk_hash, key.key().origin.describe()));
+            check_sampled_tiles(spec, &receipt.r_c, challenge, &receipt.openings, &key)
+                .map_err(AuditError::Openings)?;
+            checks.push(passed("openings", openings_detail(receipt.openings.len(), tiling.tile_count())));
+        }
+        Verdict::Rejected => {
+            checks.push(passed(
+                "quorum",
+                format!(
+                    "rejected by {} distinct verifier(s); a rejection needs no quorum (one rejection voids the escrow)",
+                    rejections.len()
+                ),
+            ));
+            if let Some(proof) = &receipt.fraud_proof {
+                check_fraud_proof(spec, &receipt.r_c, proof).map_err(AuditError::FraudProof)?;
+                checks.push(passed(
+                    "fraud-proof",
+                    format!(
+                        "entry ({}, {}) of the committed C differs from the product of the opened A row block and B \
+                         column block; all three openings lead to R_A, R_B, R_C",
+                        proof.row, proof.col
+                    ),
+                ));
+                rejection = Some(RejectionGrounds::FraudProven { row: proof.row, col: proof.col });
+            }
+            if receipt.openings.len() == samples {
+                match keys.pinned(&spec.vk_hash) {
+                    Ok(key) => {
+                        verifying_key = Some((spec.vk_hash, key.key().origin.describe()));
+                        match check_sampled_tiles(spec, &receipt.r_c, challenge, &receipt.openings, &key) {
+                            Ok(_) => checks
+                                .push(passed("openings", openings_detail(receipt.openings.len(), tiling.tile_count()))),
+                            Err(e) => {
+                                checks.push(AuditCheck {
+                                    name: "openings",
+                                    outcome: Outcome::Failed,
+                                    detail: e.to_string(),
+                                });
+                                if rejection.is_none() {
+                                    rejection = Some(RejectionGrounds::OpeningsFail { detail: e.to_string() });
+                                }
+                            }
+                        }
+                    }
+                    Err(e) if rejection.is_some() => checks.push(AuditCheck {
+                        name: "openings",
+                        outcome: Outcome::Skipped,
+                        detail: format!("not checked ({e}); the fraud proof already proves the rejection"),
+                    }),
+                    Err(e) => return Err(e),
+                }
+            } else {
+                checks.push(AuditCheck {
+                    name: "openings",
+                    outcome: Outcome::Skipped,
+                    detail: format!(
+                        "the receipt holds {} of {samples} openings (the response was incomplete or never checked): \
+                         nothing to re-check",
+                        receipt.openings.len()
+                    ),
+                });
+            }
+        }
+    }
+
+    // 6. Data.
+    let mut audit_rounds = None;
+    if let Some(data) = data {
+        let outcome = check_data(spec, receipt, challenge, data, verdict, &mut checks)?;
+        if let Some(rounds) = outcome.fresh_rounds {
+            audit_rounds = Some(rounds);
+        }
+        if let (Some(row), None) = (outcome.wrong_row, &rejection) {
+            rejection = Some(RejectionGrounds::DataShowsWrongC { row });
+        }
+    }
+    if verdict == Verdict::Rejected && rejection.is_none() {
+        rejection = Some(RejectionGrounds::NotIndependentlyCheckable { reasons });
+    }
+    let rejection_unverifiable = matches!(rejection, Some(RejectionGrounds::NotIndependentlyCheckable { .. }));
+
+    let bounds = AuditBounds {
+        tiles: recomputed.tiles,
+        samples: recomputed.samples,
+        escape_one_wrong_tile: recomputed.escape_one_wrong_tile,
+        policy_fraction: recomputed.policy_fraction,
+        escape_policy_fraction: recomputed.escape_policy_fraction,
+        tile_identity_error_log2: tile_identity_error_log2(spec.shape.tm, spec.shape.tn),
+        verifier_freivalds_rounds: recomputed.freivalds_rounds,
+        verifier_freivalds_exponent: freivalds_error_exponent(recomputed.freivalds_rounds),
+        audit_freivalds_rounds: audit_rounds,
+        audit_freivalds_exponent: audit_rounds.map(freivalds_error_exponent),
+    };
+    Ok(AuditReport {
+        job_id,
+        r_c: receipt.r_c,
+        mode: policy.mode,
+        verdict,
+        checks,
+        bounds,
+        challenge_signer: signed.verifier_key,
+        verdict_signers: signers,
+        verifiers_pinned: keys.trusted_verifiers.is_some(),
+        verifying_key,
+        rejection,
+        rejection_unverifiable,
+    })
+}
+
+fn openings_detail(openings: usize, tiles: usize) -> String {
+    format!(
+        "{openings} of {tiles} tiles: C paths to R_C, d_A/d_B paths to R_A/R_B, zero padding, z recomputed, \
+         {openings} Groth16 proofs batch-verified under the pinned key"
+    )
+}
+
+fn check_signer(keys: &AuditKeys, provider: PublicKey, role: SignerRole, key: &PublicKey) -> Result<(), AuditError> {
+    if *key == provider {
+        return Err(AuditError::ProviderAsVerifier { role, key: hex(&key.0) });
+    }
+    if let Some(trusted) = &keys.trusted_verifiers
+        && !trusted.contains(key)
+    {
+        return Err(AuditError::UntrustedVerifier { role, key: hex(&key.0) });
+    }
+    Ok(())
+}
+
+fn compare_summary(
+    stated: &matproof_protocol::receipt::CheckSummary,
+    recomputed: &matproof_protocol::receipt::CheckSummary,
+) -> Result<(), AuditError> {
+    let mismatch = |field: &'static str, stated: String, recomputed: String| {
+        Err(AuditError::Summary { field, stated, recomputed })
+    };
+    if stated.mode != recomputed.mode {
+        return mismatch("mode", format!("{:?}", stated.mode), format!("{:?}", recomputed.mode));
+    }
+    if stated.freivalds_rounds != recomputed.freivalds_rounds {
+        return mismatch(
+            "freivalds_rounds",
+            stated.freivalds_rounds.to_string(),
+            recomputed.freivalds_rounds.to_string(),
+        );
+    }
+    if stated.samples != recomputed.samples {
+        return mismatch("samples", stated.samples.to_string(), recomputed.samples.to_string());
+    }
+    if stated.tiles != recomputed.tiles {
+        return mismatch("tiles", stated.tiles.to_string(), recomputed.tiles.to_string());
+    }
+    for (field, s, r) in [
+        ("escape_one_wrong_tile", stated.escape_one_wrong_tile, recomputed.escape_one_wrong_tile),
+        ("escape_policy_fraction", stated.escape_policy_fraction, recomputed.escape_policy_fraction),
+        ("policy_fraction", stated.policy_fraction, recomputed.policy_fraction),
+    ] {
+        // Bit-exact: the verifier computes the same function of the same spec.
+        if s.to_bits() != r.to_bits() {
+            return mismatch(field, format!("{s:e}"), format!("{r:e}"));
+        }
+    }
+    if stated.statement != recomputed.statement {
+        return mismatch("statement", format!("{:?}", stated.statement), format!("{:?}", recomputed.statement));
+    }
+    Ok(())
+}
+
+struct DataOutcome {
+    fresh_rounds: Option<u32>,
+    wrong_row: Option<usize>,
+}
+
+fn root_matches(commitment: &'static str, expected: &Digest, recomputed: &Digest) -> Result<(), AuditError> {
+    if expected != recomputed {
+        return Err(AuditError::DataMismatch { commitment, expected: hex(expected), recomputed: hex(recomputed) });
+    }
+    Ok(())
+}
+
+fn check_data(
+    spec: &matproof_protocol::spec::JobSpec,
+    receipt: &Receipt,
+    challenge: &Challenge,
+    data: &AuditData,
+    verdict: Verdict,
+    checks: &mut Vec<AuditCheck>,
+) -> Result<DataOutcome, AuditError> {
+    let tiling = spec.tiling()?;
+    tiling.check_matrices(&data.a, &data.b, data.c.as_ref()).map_err(AuditError::DataShape)?;
+    let r_a = digest_tree(&a_digests(&tiling, &data.a).map_err(AuditError::DataShape)?).root();
+    root_matches("R_A", &spec.r_a, &r_a)?;
+    let r_b = digest_tree(&b_digests(&tiling, &data.b).map_err(AuditError::DataShape)?).root();
+    root_matches("R_B", &spec.r_b, &r_b)?;
+    let Some(c) = &data.c else {
+        checks.push(passed("data-commitments", "R_A and R_B recomputed from A and B equal the spec's"));
+        return Ok(DataOutcome { fresh_rounds: None, wrong_row: None });
+    };
+    let r_c = c_tree(&tiling, c).map_err(AuditError::DataShape)?.root();
+    root_matches("R_C", &receipt.r_c, &r_c)?;
+    checks.push(passed("data-commitments", "R_A, R_B recomputed from A, B equal the spec's; R_C from C the receipt's"));
+
+    let dims = Dims { m: tiling.m, k: tiling.k, n: tiling.n };
+    let challenge_rounds = spec.policy.freivalds_rounds as usize;
+    // Fresh vectors: the same derivation (rejection sampling below 2^61 − 1) keyed by 32
+    // bytes from the OS RNG that nobody else has seen (drawn through `Identity::generate`,
+    // which is `getrandom` into a 32-byte seed, so this crate needs no RNG dependency).
+    let fresh_seed = Identity::generate().map_err(|e| AuditError::Rng { reason: e.to_string() })?.seed();
+    let fresh = Challenge { seed: fresh_seed, ..*challenge };
+    let mut runs = Vec::new();
+    if challenge_rounds > 0 {
+        runs.push(("challenge", challenge.freivalds_vectors(challenge_rounds, tiling.n)?));
+    }
+    runs.push(("fresh", fresh.freivalds_vectors(AUDIT_FRESH_ROUNDS as usize, tiling.n)?));
+    let mut wrong_row = None;
+    let mut ran = Vec::new();
+    for (vectors, v) in runs {
+        match freivalds::check(data.a.as_slice(), data.b.as_slice(), c.as_slice(), dims, &v) {
+            Ok(()) => ran.push(format!("{} {vectors}", v.len())),
+            Err(FreivaldsError::Mismatch { row, .. }) if verdict == Verdict::Rejected => {
+                wrong_row.get_or_insert(row);
+                ran.push(format!("{} {vectors} (fail at row {row})", v.len()));
+            }
+            Err(source) => return Err(AuditError::Freivalds { vectors, source }),
+        }
+    }
+    let detail = match wrong_row {
+        None => format!("C = A·B holds under Freivalds over 2^61-1 with {} round(s)", ran.join(" + ")),
+        Some(row) => format!("C != A·B: Freivalds over 2^61-1 fails at row {row} ({})", ran.join(" + ")),
+    };
+    let outcome = if wrong_row.is_some() { Outcome::Failed } else { Outcome::Passed };
+    checks.push(AuditCheck { name: "data-freivalds", outcome, detail });
+    Ok(DataOutcome { fresh_rounds: Some(AUDIT_FRESH_ROUNDS), wrong_row })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
