@@ -19,6 +19,10 @@ use crate::transcript::Challenge;
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod pb {
     include!(concat!(env!("OUT_DIR"), "/matproof.v1.rs"));
+
+    /// The encoded `google.protobuf.FileDescriptorSet` of `matproof/v1/matproof.proto`, for
+    /// gRPC server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/matproof_descriptor.bin"));
 }
 
 /// A field of a wire message that cannot become a core value.

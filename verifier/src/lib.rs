@@ -5,7 +5,8 @@
 //! Today: [`tiles`], the check of sampled tile openings and their Groth16 proofs (DESIGN
 //! §5.2); [`fraud`], building and checking fraud proofs (DESIGN §5.1); and [`soundness`],
 //! the stated bounds; [`audit`], the offline audit of a receipt (DESIGN §6). With the
-//! `service` feature: `ledger`, the escrow ledger (DESIGN §7).
+//! `service` feature: `ledger`, the escrow ledger (DESIGN §7), and `service`, the gRPC
+//! verifier node over it (DESIGN §4).
 //! With default features this crate never links tokio, tonic, sqlx, CUDA or the prover.
 #![forbid(unsafe_code)]
 
@@ -13,6 +14,8 @@ pub mod audit;
 pub mod fraud;
 #[cfg(feature = "service")]
 pub mod ledger;
+#[cfg(feature = "service")]
+pub mod service;
 pub mod soundness;
 pub mod tiles;
 

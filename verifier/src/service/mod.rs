@@ -1,0 +1,315 @@
+//! The verifier node (DESIGN §4): the `matproof.v1.Verifier` gRPC service over the escrow
+//! [`Ledger`], with gRPC health (`grpc.health.v1.Health`) and server reflection.
+//!
+//! ```no_run
+//! # async fn run(identity: matproof_protocol::identity::Identity,
+//! #              keys: Vec<matproof_circuits::TileVerifyingKey>) -> Result<(), Box<dyn std::error::Error>> {
+//! use matproof_verifier::service::{NodeConfig, NodeLimits, start};
+//! let node = start(NodeConfig {
+//!     listen: "127.0.0.1:0".parse()?,
+//!     database_url: "sqlite:///tmp/verifier.db?mode=rwc".into(),
+//!     identity,
+//!     verifying_keys: keys,
+//!     limits: NodeLimits::default(),
+//! })
+//! .await?;
+//! println!("verifier {:?} listening on {}", node.verifier_key(), node.url());
+//! node.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Session
+//!
+//! * `OpenJob`: every field is validated at the boundary; the consumer's signature over the
+//!   canonical spec must verify; the spec's `vk_hash` must be one of the node's keys; the
+//!   deadline must be in the future; full mode brings `A`, `B` whose recomputed `R_A`, `R_B`
+//!   must equal the spec's. The job is persisted, then the price moves into escrow
+//!   (idempotent: the same spec again answers the same `job_id`).
+//! * `Commit`: **one commitment per job.** The first signed `R_C` draws a 32-byte seed from
+//!   the OS CSPRNG and persists it (a conditional `UPDATE`: two racing commits cannot both
+//!   win) before the signed challenge is returned; the same `R_C` again gets the same
+//!   challenge, another `R_C` is refused (`FAILED_PRECONDITION`).
+//! * `Respond`: `C` rows (full mode), then the sampled openings, then a signed end. Nothing
+//!   is judged before the end's signature verifies (a forged stream is `UNAUTHENTICATED`
+//!   and leaves the job untouched). Then: the deadline, `R_C` against the streamed `C` and
+//!   Freivalds (full mode; a fraud proof on failure), the sampled tiles; the verdict is
+//!   signed, the receipt persisted, and only then does money move: the ledger records the
+//!   verdict, then posts (approved), voids (rejected) or slashes the provider's stake (a
+//!   fraud proof). **Settled once:** a repeat response gets the stored verdict back and
+//!   moves nothing.
+//! * `GetReceipt`, `GetJobStatus`.
+//!
+//! At start-up the node runs the migrations, [`Ledger::recover`] and its own recovery (every
+//! stored verdict not yet settled is settled), then voids expired jobs every
+//! [`NodeLimits::expiry_interval`]. A job expires `expiry_grace` after its deadline, so
+//! that a response that arrived in time is never voided while it is being checked.
+
+pub mod accounts;
+mod judge;
+mod rpc;
+mod store;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use matproof_circuits::{PinnedVerifyingKey, TileVerifyingKey};
+use matproof_protocol::identity::{Identity, PublicKey};
+use matproof_protocol::limits::MAX_MESSAGE_BYTES;
+use matproof_protocol::wire::pb;
+use matproof_protocol::wire::pb::verifier_server::VerifierServer;
+use tokio::sync::{Semaphore, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::ledger::{Ledger, LedgerError, LedgerOptions};
+
+pub use store::StoreError;
+
+/// Bounds on what one node accepts and how long it waits.
+#[derive(Debug, Clone)]
+pub struct NodeLimits {
+    /// Per-RPC deadline (a `Respond` stream included); a client's shorter `grpc-timeout`
+    /// wins.
+    pub rpc_timeout: Duration,
+    /// RPCs served at once across all connections; more wait (within `rpc_timeout`).
+    pub max_concurrent_rpcs: usize,
+    /// Jobs awaiting a response (opened or challenged) at once; a new `OpenJob` beyond it is
+    /// `RESOURCE_EXHAUSTED`.
+    pub max_open_jobs: u64,
+    /// The largest gRPC message decoded or encoded, at most
+    /// [`MAX_MESSAGE_BYTES`].
+    pub max_message_bytes: usize,
+    /// How often expired jobs are voided.
+    pub expiry_interval: Duration,
+    /// How long after its deadline a job that got no verdict is voided (at least the time
+    /// a response that arrived in time may take to check).
+    pub expiry_grace: Duration,
+    /// Database connections (the ledger and the node's tables each get this many).
+    pub max_db_connections: u32,
+}
+
+impl Default for NodeLimits {
+    fn default() -> Self {
+        NodeLimits {
+            rpc_timeout: Duration::from_secs(300),
+            max_concurrent_rpcs: 64,
+            max_open_jobs: 10_000,
+            max_message_bytes: MAX_MESSAGE_BYTES,
+            expiry_interval: Duration::from_secs(1),
+            expiry_grace: Duration::from_secs(300),
+            max_db_connections: 8,
+        }
+    }
+}
+
+/// What a verifier node needs to start.
+#[derive(Debug)]
+pub struct NodeConfig {
+    /// Where to listen (`127.0.0.1:0` picks a free port; see [`RunningNode::addr`]).
+    pub listen: SocketAddr,
+    /// `sqlite://path?mode=rwc` (embedded) or `postgres://…` (shared by many nodes).
+    pub database_url: String,
+    /// The node's signing identity: it signs challenges and verdicts.
+    pub identity: Identity,
+    /// The verifying keys it accepts jobs for (pinned by hash: a job names one by `vk_hash`).
+    pub verifying_keys: Vec<TileVerifyingKey>,
+    /// Bounds.
+    pub limits: NodeLimits,
+}
+
+/// Why a node did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The ledger could not be opened, migrated or recovered.
+    #[error("ledger: {0}")]
+    Ledger(#[from] LedgerError),
+    /// The node's tables failed.
+    #[error("node tables: {0}")]
+    Store(#[from] StoreError),
+    /// A verifying key is malformed.
+    #[error("verifying key {index}: {reason}")]
+    Key {
+        /// Its position in [`NodeConfig::verifying_keys`].
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+    /// A limit is out of range.
+    #[error("limit {field}: {reason}")]
+    Limit {
+        /// Which.
+        field: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The listening socket could not be bound.
+    #[error("listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// gRPC reflection could not be built.
+    #[error("reflection: {0}")]
+    Reflection(String),
+}
+
+/// A node serving on [`RunningNode::addr`] until [`RunningNode::shutdown`].
+#[derive(Debug)]
+pub struct RunningNode {
+    addr: SocketAddr,
+    ledger: Ledger,
+    verifier_key: PublicKey,
+    shutdown: oneshot::Sender<()>,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    expiry: JoinHandle<()>,
+    store: store::Store,
+}
+
+impl RunningNode {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ip:port`, for a tonic client.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The node's ledger (to deposit funds, read balances, check conservation).
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// The node's public key (it signs challenges and verdicts).
+    pub fn verifier_key(&self) -> PublicKey {
+        self.verifier_key
+    }
+
+    /// Stops accepting calls, lets calls in flight finish, stops the expiry task and
+    /// closes the database pools.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(());
+        if let Ok(Err(e)) = self.server.await {
+            tracing::warn!("verifier node server ended with: {e}");
+        }
+        self.expiry.abort();
+        let _ = self.expiry.await;
+        self.store.close().await;
+        self.ledger.close().await;
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// The shared state of a node's RPC handlers.
+pub(crate) struct Node {
+    pub(crate) identity: Identity,
+    pub(crate) keys: HashMap<[u8; 32], PinnedVerifyingKey>,
+    pub(crate) ledger: Ledger,
+    pub(crate) store: store::Store,
+    pub(crate) limits: NodeLimits,
+    pub(crate) permits: Arc<Semaphore>,
+}
+
+/// Opens the database (running the migrations), recovers, and starts serving.
+pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
+    let NodeConfig { listen, database_url, identity, verifying_keys, limits } = config;
+    if limits.max_message_bytes == 0 || limits.max_message_bytes > MAX_MESSAGE_BYTES {
+        return Err(NodeError::Limit { field: "max_message_bytes", reason: "must be in 1..=MAX_MESSAGE_BYTES" });
+    }
+    if limits.max_concurrent_rpcs == 0 {
+        return Err(NodeError::Limit { field: "max_concurrent_rpcs", reason: "must be at least 1" });
+    }
+    if limits.rpc_timeout.is_zero() || limits.expiry_interval.is_zero() {
+        return Err(NodeError::Limit { field: "rpc_timeout", reason: "timeouts and intervals must be positive" });
+    }
+    let mut keys = HashMap::new();
+    for (index, key) in verifying_keys.into_iter().enumerate() {
+        let hash = key.hash();
+        let pinned =
+            PinnedVerifyingKey::new(key, &hash).map_err(|e| NodeError::Key { index, reason: e.to_string() })?;
+        keys.insert(hash, pinned);
+    }
+    let ledger = Ledger::open_with(
+        &database_url,
+        LedgerOptions { max_connections: limits.max_db_connections, ..LedgerOptions::default() },
+    )
+    .await?;
+    let store = store::Store::open(&database_url, limits.max_db_connections).await?;
+    let verifier_key = identity.public_key();
+    let node = Arc::new(Node {
+        identity,
+        keys,
+        ledger: ledger.clone(),
+        store: store.clone(),
+        permits: Arc::new(Semaphore::new(limits.max_concurrent_rpcs)),
+        limits: limits.clone(),
+    });
+
+    // Recovery: every verdict recorded in the ledger but not released is released, then
+    // every verdict the node stored but did not settle is settled (both idempotent).
+    let report = ledger.recover().await?;
+    if !report.posted.is_empty() || !report.voided.is_empty() {
+        tracing::info!(posted = report.posted.len(), voided = report.voided.len(), "ledger recovery released jobs");
+    }
+    for job_id in store.unsettled().await? {
+        if let Err(e) = node.settle_job(&job_id).await {
+            tracing::warn!(job = %hex::encode(job_id), "settlement at start-up failed: {e}");
+        }
+    }
+
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.map_err(|source| NodeError::Bind { addr: listen, source })?;
+    let addr = listener.local_addr().map_err(|source| NodeError::Bind { addr: listen, source })?;
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<VerifierServer<rpc::VerifierService>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| NodeError::Reflection(e.to_string()))?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| NodeError::Reflection(e.to_string()))?;
+    let verifier = VerifierServer::new(rpc::VerifierService(node.clone()))
+        .max_decoding_message_size(limits.max_message_bytes)
+        .max_encoding_message_size(limits.max_message_bytes);
+
+    let (shutdown, shutdown_rx) = oneshot::channel::<()>();
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let server = tonic::transport::Server::builder()
+        .timeout(limits.rpc_timeout)
+        .concurrency_limit_per_connection(limits.max_concurrent_rpcs)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(verifier)
+        .serve_with_incoming_shutdown(incoming, async {
+            let _ = shutdown_rx.await;
+        });
+    let server = tokio::spawn(server);
+
+    let expiry_node = node.clone();
+    let expiry = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(expiry_node.limits.expiry_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = expiry_node.expire_jobs().await {
+                tracing::warn!("voiding expired jobs failed: {e}");
+            }
+        }
+    });
+
+    Ok(RunningNode { addr, ledger, verifier_key, shutdown, server, expiry, store })
+}

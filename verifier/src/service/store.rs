@@ -1,0 +1,323 @@
+//! The node's own tables (`migrations/0002_node.sql`): jobs, their one commitment and
+//! challenge, verdicts and receipts. Same database and single-dialect SQL as the ledger
+//! (SQLite or PostgreSQL through `sqlx::Any`); byte strings are stored as hex `TEXT`.
+
+use std::time::Duration;
+
+use matproof_protocol::identity::{PublicKey, Signature};
+use matproof_protocol::merkle::Digest;
+use matproof_protocol::receipt::SignedChallenge;
+use matproof_protocol::spec::JobSpec;
+use matproof_protocol::transcript::Challenge;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Executor, Row};
+
+use crate::ledger::Backend;
+
+/// Where a job stands on the node (the `state` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JobState {
+    Opened,
+    Challenged,
+    Approved,
+    Rejected,
+    Expired,
+}
+
+impl JobState {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            JobState::Opened => "opened",
+            JobState::Challenged => "challenged",
+            JobState::Approved => "approved",
+            JobState::Rejected => "rejected",
+            JobState::Expired => "expired",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        Ok(match s {
+            "opened" => JobState::Opened,
+            "challenged" => JobState::Challenged,
+            "approved" => JobState::Approved,
+            "rejected" => JobState::Rejected,
+            "expired" => JobState::Expired,
+            _ => return Err(StoreError::Corrupt(format!("job state {s:?}"))),
+        })
+    }
+}
+
+/// A failure of the node's tables.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A stored value does not parse.
+    #[error("corrupt node row: {0}")]
+    Corrupt(String),
+}
+
+/// One job as stored.
+#[derive(Debug, Clone)]
+pub(crate) struct JobRow {
+    pub(crate) job_id: Digest,
+    pub(crate) spec: JobSpec,
+    pub(crate) consumer_signature: Signature,
+    pub(crate) state: JobState,
+    pub(crate) challenge: Option<SignedChallenge>,
+    pub(crate) receipt: Option<Vec<u8>>,
+    pub(crate) verdict_hash: Option<[u8; 32]>,
+    pub(crate) fraud: bool,
+    pub(crate) settled: bool,
+}
+
+impl JobRow {
+    pub(crate) fn r_c(&self) -> Option<Digest> {
+        self.challenge.as_ref().map(|c| c.challenge.r_c)
+    }
+}
+
+/// The node's tables over their own pool (the ledger keeps its own).
+#[derive(Debug, Clone)]
+pub(crate) struct Store {
+    pool: AnyPool,
+}
+
+const JOB_COLUMNS: &str = "job_id, spec, consumer_signature, state, r_c, seed, challenge_key, challenge_signature, \
+                           receipt, verdict_hash, fraud, settled";
+
+impl Store {
+    /// Connects to `url` (whose migrations [`crate::ledger::Ledger::open`] has run).
+    pub(crate) async fn open(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let backend = Backend::from_url(url).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(60))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = FULL").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        Ok(Store { pool })
+    }
+
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Inserts a new job (and its full-mode inputs) unless it exists; `true` if inserted.
+    pub(crate) async fn insert_job(
+        &self,
+        spec: &JobSpec,
+        consumer_signature: &Signature,
+        inputs: Option<(&[u8], &[u8])>,
+        now_unix_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let job_id = hex::encode(spec.job_id());
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "INSERT INTO node_jobs (job_id, spec, consumer_signature, deadline_unix_ms, state, created_unix_ms) \
+             VALUES ($1, $2, $3, $4, 'opened', $5) ON CONFLICT (job_id) DO NOTHING",
+        )
+        .bind(&job_id)
+        .bind(hex::encode(spec.canonical_bytes()))
+        .bind(hex::encode(consumer_signature.0))
+        .bind(to_i64(spec.policy.deadline_unix_ms))
+        .bind(to_i64(now_unix_ms))
+        .execute(&mut *tx)
+        .await?;
+        let inserted = done.rows_affected() == 1;
+        if inserted && let Some((a, b)) = inputs {
+            sqlx::query("INSERT INTO node_job_inputs (job_id, a_npy, b_npy) VALUES ($1, $2, $3)")
+                .bind(&job_id)
+                .bind(hex::encode(a))
+                .bind(hex::encode(b))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// Jobs still awaiting a response (opened or challenged).
+    pub(crate) async fn open_jobs(&self) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) FROM node_jobs WHERE state IN ('opened', 'challenged')")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(row.try_get::<i64, _>(0)?).unwrap_or(0))
+    }
+
+    pub(crate) async fn load(&self, job_id: &Digest) -> Result<Option<JobRow>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM node_jobs WHERE job_id = $1"))
+            .bind(hex::encode(job_id))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| parse_row(&r)).transpose()
+    }
+
+    /// The consumer's A and B (`.npy` bytes) of a full-mode job.
+    pub(crate) async fn load_inputs(&self, job_id: &Digest) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let row = sqlx::query("SELECT a_npy, b_npy FROM node_job_inputs WHERE job_id = $1")
+            .bind(hex::encode(job_id))
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        let a = unhex("a_npy", &r.try_get::<String, _>(0)?)?;
+        let b = unhex("b_npy", &r.try_get::<String, _>(1)?)?;
+        Ok(Some((a, b)))
+    }
+
+    /// Records the job's one commitment and its challenge, if none is recorded yet and the
+    /// job is still open; `true` if this call recorded it. Two racing calls cannot both win:
+    /// the `UPDATE` is conditional on `r_c IS NULL`.
+    pub(crate) async fn set_challenge(&self, challenge: &SignedChallenge) -> Result<bool, StoreError> {
+        let c = &challenge.challenge;
+        let done = sqlx::query(
+            "UPDATE node_jobs SET state = 'challenged', r_c = $2, seed = $3, challenge_key = $4, \
+             challenge_signature = $5 WHERE job_id = $1 AND state = 'opened' AND r_c IS NULL",
+        )
+        .bind(hex::encode(c.job_id))
+        .bind(hex::encode(c.r_c))
+        .bind(hex::encode(c.seed))
+        .bind(hex::encode(challenge.verifier_key.0))
+        .bind(hex::encode(challenge.signature.0))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records the verdict and receipt once, if the job is in one of `from`; `true` if this
+    /// call recorded it (the loser of a race gets `false` and must read the stored verdict).
+    pub(crate) async fn store_verdict(
+        &self,
+        job_id: &Digest,
+        state: JobState,
+        receipt: &[u8],
+        verdict_hash: &[u8; 32],
+        fraud: bool,
+        from: &[JobState],
+    ) -> Result<bool, StoreError> {
+        let allowed: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
+        let done = sqlx::query(&format!(
+            "UPDATE node_jobs SET state = $2, receipt = $3, verdict_hash = $4, fraud = $5 \
+             WHERE job_id = $1 AND receipt IS NULL AND r_c IS NOT NULL AND state IN ({})",
+            allowed.join(", ")
+        ))
+        .bind(hex::encode(job_id))
+        .bind(state.as_str())
+        .bind(hex::encode(receipt))
+        .bind(hex::encode(verdict_hash))
+        .bind(i64::from(fraud))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(crate) async fn mark_settled(&self, job_id: &Digest) -> Result<(), StoreError> {
+        sqlx::query("UPDATE node_jobs SET settled = 1 WHERE job_id = $1")
+            .bind(hex::encode(job_id))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Jobs with a verdict whose settlement is not confirmed (a crash, or a failed ledger call).
+    pub(crate) async fn unsettled(&self) -> Result<Vec<Digest>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT job_id FROM node_jobs WHERE receipt IS NOT NULL AND settled = 0 ORDER BY created_unix_ms",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| unhex32("job_id", &r.try_get::<String, _>(0)?)).collect()
+    }
+
+    /// Jobs awaiting a response whose deadline is before `before_unix_ms`.
+    pub(crate) async fn expiry_candidates(&self, before_unix_ms: u64) -> Result<Vec<Digest>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT job_id FROM node_jobs WHERE state IN ('opened', 'challenged') AND receipt IS NULL \
+             AND deadline_unix_ms < $1 ORDER BY deadline_unix_ms",
+        )
+        .bind(to_i64(before_unix_ms))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| unhex32("job_id", &r.try_get::<String, _>(0)?)).collect()
+    }
+
+    /// Marks a job expired if it is still awaiting a response; `true` if this call did.
+    pub(crate) async fn expire(&self, job_id: &Digest) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE node_jobs SET state = 'expired' WHERE job_id = $1 AND receipt IS NULL \
+             AND state IN ('opened', 'challenged')",
+        )
+        .bind(hex::encode(job_id))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn unhex(field: &str, s: &str) -> Result<Vec<u8>, StoreError> {
+    hex::decode(s).map_err(|e| StoreError::Corrupt(format!("{field}: {e}")))
+}
+
+fn unhex32(field: &str, s: &str) -> Result<[u8; 32], StoreError> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s, &mut out).map_err(|e| StoreError::Corrupt(format!("{field}: {e}")))?;
+    Ok(out)
+}
+
+fn unhex64(field: &str, s: &str) -> Result<[u8; 64], StoreError> {
+    let mut out = [0u8; 64];
+    hex::decode_to_slice(s, &mut out).map_err(|e| StoreError::Corrupt(format!("{field}: {e}")))?;
+    Ok(out)
+}
+
+fn parse_row(r: &sqlx::any::AnyRow) -> Result<JobRow, StoreError> {
+    let job_id = unhex32("job_id", &r.try_get::<String, _>(0)?)?;
+    let spec = JobSpec::from_canonical_bytes(&unhex("spec", &r.try_get::<String, _>(1)?)?)
+        .map_err(|e| StoreError::Corrupt(format!("spec: {e}")))?;
+    if spec.job_id() != job_id {
+        return Err(StoreError::Corrupt("spec does not hash to job_id".into()));
+    }
+    let consumer_signature = Signature(unhex64("consumer_signature", &r.try_get::<String, _>(2)?)?);
+    let state = JobState::parse(&r.try_get::<String, _>(3)?)?;
+    let r_c: Option<String> = r.try_get(4)?;
+    let seed: Option<String> = r.try_get(5)?;
+    let key: Option<String> = r.try_get(6)?;
+    let sig: Option<String> = r.try_get(7)?;
+    let challenge = match (r_c, seed, key, sig) {
+        (Some(r_c), Some(seed), Some(key), Some(sig)) => Some(SignedChallenge {
+            challenge: Challenge { job_id, r_c: unhex32("r_c", &r_c)?, seed: unhex32("seed", &seed)? },
+            verifier_key: PublicKey(unhex32("challenge_key", &key)?),
+            signature: Signature(unhex64("challenge_signature", &sig)?),
+        }),
+        (None, None, None, None) => None,
+        _ => return Err(StoreError::Corrupt("partial challenge".into())),
+    };
+    let receipt = r.try_get::<Option<String>, _>(8)?.map(|s| unhex("receipt", &s)).transpose()?;
+    let verdict_hash = r.try_get::<Option<String>, _>(9)?.map(|s| unhex32("verdict_hash", &s)).transpose()?;
+    Ok(JobRow {
+        job_id,
+        spec,
+        consumer_signature,
+        state,
+        challenge,
+        receipt,
+        verdict_hash,
+        fraud: r.try_get::<i64, _>(10)? != 0,
+        settled: r.try_get::<i64, _>(11)? != 0,
+    })
+}
