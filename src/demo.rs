@@ -1,26 +1,34 @@
-//! `matproof demo`: the pipeline as far as it exists, on embedded defaults, in one process.
+//! `matproof demo`: the whole pipeline over gRPC on loopback, on embedded defaults.
 //!
-//! Consumer commits to A, B and opens a job; provider computes C, self-checks, commits R_C;
-//! verifier draws a seed and signs the challenge; provider opens and proves the sampled
-//! tiles; verifier runs Freivalds over all of C (full mode) and checks every opening and
-//! proof. The gRPC transport, escrow ledger and receipt audit are not built yet, and this
-//! says so.
+//! A verifier node (gRPC, SQLite escrow ledger in a temporary directory) and a prover
+//! sidecar start on 127.0.0.1; an operator funds the consumer and the provider's stake; the
+//! consumer commits to A, B, opens the job on the verifier (`OpenJob`, full mode: A, B go
+//! along) and submits it to the sidecar (`SubmitJob`); the sidecar checks the submission,
+//! computes C, self-checks, commits, answers the challenge with Groth16 proofs of the
+//! sampled tiles and streams C; the verifier checks, signs the verdict and releases the
+//! escrow once; the receipt is written to a file and audited offline.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use matproof_circuits::{PinnedVerifyingKey, TileProvingKey, TileVerifyingKey};
-use matproof_protocol::freivalds::{self, Dims};
-use matproof_protocol::identity::{Identity, verify};
+use indicatif::{ProgressBar, ProgressStyle};
+use matproof_circuits::{TileProvingKey, TileVerifyingKey};
+use matproof_protocol::identity::{Identity, PublicKey};
 use matproof_protocol::matrix::random_i8;
-use matproof_protocol::spec::{JobSpec, Policy, VerificationMode};
-use matproof_protocol::tiling::{CircuitShape, Tiling};
-use matproof_protocol::transcript::Challenge;
-use matproof_prover::{Backend, CommittedJob, CpuBackend, execute};
-use matproof_verifier::check_sampled_tiles;
+use matproof_protocol::receipt::Verdict;
+use matproof_protocol::spec::{Policy, VerificationMode};
+use matproof_protocol::tiling::CircuitShape;
+use matproof_protocol::wire::decode_receipt;
+use matproof_prover::sidecar::{Phase, Progress, ProgressObserver, SidecarConfig};
+use matproof_verifier::audit::{AuditData, AuditKeys, audit};
+use matproof_verifier::ledger::{ESCROW_ACCOUNT, Ledger};
+use matproof_verifier::service::accounts::{consumer_account, provider_account, stake_account};
+use matproof_verifier::service::{NodeConfig, NodeLimits};
 
-use crate::commands::random_vectors;
+use crate::job::{consumer_spec, open_job, runtime, submit_job, write_receipt};
 use crate::setup::{default_key_dir, key_paths, setup_with_progress};
 
 const M: usize = 256;
@@ -29,6 +37,10 @@ const N: usize = 256;
 const SHAPE: CircuitShape = CircuitShape { tm: 4, tn: 4, kc: 256 };
 const SAMPLES: u32 = 4;
 const ROUNDS: u32 = 2;
+const PRICE: u64 = 1_000;
+const SLASH: u64 = 5_000;
+const CONSUMER_FUNDS: u64 = 10_000;
+const PROVIDER_STAKE: u64 = 5_000;
 
 /// Loads the demo shape's keys from the cache, or makes and caches them.
 fn demo_keys() -> Result<(TileProvingKey, TileVerifyingKey, &'static str)> {
@@ -46,110 +58,242 @@ fn demo_keys() -> Result<(TileProvingKey, TileVerifyingKey, &'static str)> {
     Ok((pk, vk, "generated and cached"))
 }
 
-fn seed() -> Result<[u8; 32]> {
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("OS random number generator: {e}"))?;
-    Ok(seed)
+/// Where the demo's receipts go (next to the key cache, so they outlive the run).
+fn receipt_dir() -> PathBuf {
+    let keys = default_key_dir();
+    keys.parent().map(|p| p.join("receipts")).unwrap_or_else(|| PathBuf::from("matproof-receipts"))
+}
+
+/// The four balances the demo shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Balances {
+    consumer: u64,
+    provider: u64,
+    escrow: u64,
+    stake: u64,
+}
+
+async fn balances(ledger: &Ledger, consumer: &PublicKey, provider: &PublicKey) -> Result<Balances> {
+    Ok(Balances {
+        consumer: ledger.balance(&consumer_account(consumer)).await?,
+        provider: ledger.balance(&provider_account(provider)).await?,
+        escrow: ledger.balance(ESCROW_ACCOUNT).await?,
+        stake: ledger.balance(&stake_account(provider)).await?,
+    })
+}
+
+/// A progress bar over the sidecar's phases (on stderr; hidden when it is not a terminal).
+fn job_progress(log: Arc<Mutex<Vec<Progress>>>) -> (ProgressBar, ProgressObserver) {
+    let bar = ProgressBar::new(6);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{bar:20}] {pos}/{len} {msg} ({elapsed})")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let observer_bar = bar.clone();
+    let observer: ProgressObserver = Arc::new(move |p: &Progress| {
+        match p {
+            Progress::Started { phase, .. } => observer_bar.set_message(match phase {
+                Phase::Check => "provider: checking the submission",
+                Phase::Execute => "provider: computing C, self-checking, R_A/R_B/R_C trees",
+                Phase::Commit => "provider: committing R_C, awaiting the challenge",
+                Phase::Prove => "provider: proving the sampled tiles (Groth16)",
+                Phase::Respond => "provider: streaming C and the openings; verifier checking",
+                Phase::Receipt => "fetching the receipt",
+            }),
+            Progress::Finished { .. } => observer_bar.inc(1),
+            Progress::Backend { .. } => {}
+        }
+        if let Ok(mut log) = log.lock() {
+            log.push(p.clone());
+        }
+    });
+    (bar, observer)
 }
 
 pub fn run() -> Result<ExitCode> {
     let total = Instant::now();
-    let tiling = Tiling::new(M, K, N, SHAPE)?;
-    let backend = CpuBackend::best();
-    println!("matproof demo: {M}×{K}×{N} int8 GEMM, tile {}x{}, kc {}, full mode", SHAPE.tm, SHAPE.tn, SHAPE.kc);
-    println!("backend: {} (no GPU backend in this build: using the CPU)", backend.name());
-
+    println!(
+        "matproof demo: {M}×{K}×{N} int8 GEMM, tile {}x{}, kc {}, {SAMPLES} samples, full mode, over gRPC on loopback",
+        SHAPE.tm, SHAPE.tn, SHAPE.kc
+    );
     let start = Instant::now();
     let (pk, vk, key_source) = demo_keys()?;
-    println!("keys: {key_source} in {:.2} s ({})", start.elapsed().as_secs_f64(), vk.origin.describe());
+    let keys_s = start.elapsed().as_secs_f64();
+    println!("keys: {key_source} in {keys_s:.2} s ({})", vk.origin.describe());
+    runtime()?.block_on(session(pk, vk, keys_s, total))
+}
 
-    // Consumer: data, commitments, job spec.
-    let start = Instant::now();
+async fn session(pk: TileProvingKey, vk: TileVerifyingKey, keys_s: f64, total: Instant) -> Result<ExitCode> {
+    let dir = tempfile::tempdir().context("creating a temporary directory for the ledger")?;
     let (consumer, provider, verifier) = (Identity::generate()?, Identity::generate()?, Identity::generate()?);
+    let (consumer_key, provider_key) = (consumer.public_key(), provider.public_key());
+
+    // The verifier node, with its SQLite ledger.
+    let start = Instant::now();
+    let database_url = format!("sqlite://{}?mode=rwc", dir.path().join("ledger.db").display());
+    let node = matproof_verifier::service::start(NodeConfig {
+        listen: "127.0.0.1:0".parse()?,
+        database_url,
+        identity: verifier,
+        verifying_keys: vec![vk.clone()],
+        limits: NodeLimits::default(),
+    })
+    .await
+    .context("starting the verifier node")?;
+    let ledger = node.ledger().clone();
+    ledger.deposit(&consumer_account(&consumer_key), CONSUMER_FUNDS).await?;
+    ledger.deposit(&stake_account(&provider_key), PROVIDER_STAKE).await?;
+
+    // The prover sidecar, pointed at the node.
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (bar, observer) = job_progress(Arc::clone(&log));
+    let mut config = SidecarConfig::new(node.url(), provider, vec![pk]);
+    config.observer = Some(observer);
+    let sidecar = matproof_prover::sidecar::start(config).await.context("starting the prover sidecar")?;
+    let startup_s = start.elapsed().as_secs_f64();
+    println!(
+        "verifier node: {} (key {}), SQLite ledger in {}",
+        node.url(),
+        short(&node.verifier_key()),
+        dir.path().display()
+    );
+    println!("prover sidecar: {} (key {})", sidecar.url(), short(&provider_key));
+
+    // The consumer: data, commitments, signed spec, OpenJob.
+    let start = Instant::now();
     let a = random_i8(M, K, 1)?;
     let b = random_i8(K, N, 2)?;
-    let (r_a, r_b) = rayon::join(
-        || matproof_protocol::commit::a_digests(&tiling, &a).map(|d| matproof_protocol::commit::digest_tree(&d).root()),
-        || matproof_protocol::commit::b_digests(&tiling, &b).map(|d| matproof_protocol::commit::digest_tree(&d).root()),
-    );
-    let spec = JobSpec {
-        m: M as u64,
-        k: K as u64,
-        n: N as u64,
-        shape: SHAPE,
-        r_a: r_a?,
-        r_b: r_b?,
-        vk_hash: vk.hash(),
-        policy: Policy {
-            mode: VerificationMode::Full,
-            samples: SAMPLES,
-            freivalds_rounds: ROUNDS,
-            quorum: 1,
-            target_fraud_ppm: 10_000,
-            deadline_unix_ms: u64::MAX,
-        },
-        price: 1_000,
-        slash_amount: 5_000,
-        consumer: consumer.public_key(),
-        provider: provider.public_key(),
-        nonce: seed()?.to_vec(),
+    let policy = Policy {
+        mode: VerificationMode::Full,
+        samples: SAMPLES,
+        freivalds_rounds: ROUNDS,
+        quorum: 1,
+        target_fraud_ppm: 10_000,
+        deadline_unix_ms: unix_ms_in(Duration::from_secs(600)),
     };
-    spec.validate()?;
-    let job_id = spec.job_id();
-    let spec_signature = consumer.sign("job", &spec.canonical_bytes());
-    println!("job: {} (consumer committed R_A, R_B in {:.2} s)", hex::encode(job_id), start.elapsed().as_secs_f64());
+    let (spec, signature) = consumer_spec(&consumer, provider_key, &a, &b, SHAPE, vk.hash(), policy, PRICE, SLASH)?;
+    let before = balances(&ledger, &consumer_key, &provider_key).await?;
+    let job_id = open_job(&node.url(), &spec, &signature, &a, &b).await?;
+    let escrowed = balances(&ledger, &consumer_key, &provider_key).await?;
+    let open_s = start.elapsed().as_secs_f64();
+    println!("job: {} opened (consumer committed R_A, R_B; price {PRICE} in escrow)", hex::encode(job_id));
 
-    // Provider: check the commitments it was given, execute, self-check, commit.
+    // The provider runs it through the sidecar.
     let start = Instant::now();
-    verify(&spec.consumer, "job", &spec.canonical_bytes(), &spec_signature)?;
-    let execution = execute(&backend, &tiling, &a, &b, &random_vectors(2, N)?)?;
-    let job = CommittedJob::new(tiling, a.clone(), b.clone(), execution)?;
-    anyhow::ensure!(job.a_tree.root() == spec.r_a && job.b_tree.root() == spec.r_b, "R_A/R_B mismatch: refusing");
-    let r_c = job.execution.c_tree.root();
-    println!(
-        "provider: computed C, self-checked, committed R_C {} in {:.2} s",
-        hex::encode(r_c),
-        start.elapsed().as_secs_f64()
-    );
+    let response = submit_job(&sidecar.url(), &spec, &signature, &a, &b).await;
+    bar.finish_and_clear();
+    let response = response?;
+    let submit_s = start.elapsed().as_secs_f64();
+    let receipt_wire = response.receipt.context("the sidecar returned no receipt")?;
+    let path = receipt_dir().join(format!("{}.receipt", hex::encode(job_id)));
+    write_receipt(&path, &receipt_wire)?;
+    let after = balances(&ledger, &consumer_key, &provider_key).await?;
+    ledger.conservation_check().await.context("ledger conservation")?;
+    let transfer = ledger.transfer(&job_id).await?;
 
-    // Verifier: seed after R_C, signed challenge.
-    let challenge = Challenge { job_id, r_c, seed: seed()? };
-    let challenge_signature = verifier.sign("challenge", &challenge.signing_bytes());
+    // The audit, offline, from the file.
+    let start = Instant::now();
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let receipt = decode_receipt(&bytes).context("decoding the receipt")?;
+    let keys = AuditKeys::new(vec![vk]).with_trusted_verifiers([node.verifier_key()]);
+    let report = audit(&receipt, &keys, Some(&AuditData { a, b, c: None }));
+    let audit_s = start.elapsed().as_secs_f64();
 
-    // Provider: verify the challenge's signature, open and prove the sampled tiles.
-    let start = Instant::now();
-    verify(&verifier.public_key(), "challenge", &challenge.signing_bytes(), &challenge_signature)?;
-    let openings = job.respond(&pk, &challenge, SAMPLES as usize, rayon::current_num_threads())?;
-    println!("provider: proved {} sampled tiles in {:.2} s", openings.len(), start.elapsed().as_secs_f64());
+    sidecar.shutdown().await?;
+    node.shutdown().await;
 
-    // Verifier: Freivalds over all of C (full mode), then the tile openings and proofs.
-    let start = Instant::now();
-    let vectors = challenge.freivalds_vectors(ROUNDS as usize, N)?;
-    freivalds::check(a.as_slice(), b.as_slice(), job.execution.c.as_slice(), Dims { m: M, k: K, n: N }, &vectors)?;
-    let freivalds_s = start.elapsed().as_secs_f64();
-    let start = Instant::now();
-    let pinned = PinnedVerifyingKey::new(vk, &spec.vk_hash)?;
-    let summary = check_sampled_tiles(&spec, &r_c, &challenge, &openings, &pinned)?;
-    println!("verifier: Freivalds ({ROUNDS} rounds over 2^61-1) passed in {:.1} ms", freivalds_s * 1e3);
+    // The summary.
+    let log = log.lock().map(|l| l.clone()).unwrap_or_default();
+    let backend = log
+        .iter()
+        .find_map(|p| if let Progress::Backend { name, .. } = p { Some(name.clone()) } else { None })
+        .unwrap_or_else(|| "?".into());
+    let verdict = receipt.verdicts.first().context("the receipt has no verdict")?;
+    println!("backend: {backend}");
+    println!("time per phase:");
+    println!("  keys                  {keys_s:>7.2} s");
+    println!("  start node + sidecar  {startup_s:>7.2} s");
+    println!("  consumer: open job     {open_s:>7.2} s");
+    for p in &log {
+        if let Progress::Finished { phase, elapsed, detail, .. } = p {
+            println!("  {:<21} {:>7.2} s  {detail}", phase_label(*phase), elapsed.as_secs_f64());
+        }
+    }
+    println!("  SubmitJob round trip  {submit_s:>7.2} s");
+    println!("  audit                 {audit_s:>7.2} s");
+    let s = &receipt.summary;
+    println!("checks:");
+    if s.mode == VerificationMode::Full {
+        println!(
+            "  Freivalds: {} rounds over 2^61-1 on all of C (a wrong C passes with probability <= 2^-{})",
+            s.freivalds_rounds,
+            61 * s.freivalds_rounds
+        );
+    }
     println!(
-        "verifier: {} of {} tiles opened and their Groth16 proofs batch-verified in {:.1} ms",
-        summary.samples,
-        summary.tiles,
-        start.elapsed().as_secs_f64() * 1e3
+        "  tiles: {} of {} sampled, opened and their Groth16 proofs verified: a cheater escapes with probability <= {:.4} \
+         (one wrong tile), <= {:.6} ({}% of tiles wrong)",
+        s.samples,
+        s.tiles,
+        s.escape_one_wrong_tile,
+        s.escape_policy_fraction,
+        s.policy_fraction * 100.0
     );
-    println!("bounds: a wrong C passes Freivalds with probability ≤ 2^-{}", 61 * ROUNDS);
-    println!(
-        "bounds: a cheater escapes the tile sample with probability ≤ {:.4} (one wrong tile of {}), ≤ {:.4} ({}% of tiles wrong)",
-        summary.escape_one_wrong_tile,
-        summary.tiles,
-        summary.escape_policy_fraction,
-        summary.policy_fraction * 100.0
+    println!("  the receipt states: {}", s.statement);
+    println!("balances (funded → escrowed → settled):");
+    let row = |name: &str, f: fn(&Balances) -> u64| {
+        println!("  {name:<9} {:>6} → {:>6} → {:>6}", f(&before), f(&escrowed), f(&after));
+    };
+    row("consumer", |b| b.consumer);
+    row("provider", |b| b.provider);
+    row("escrow", |b| b.escrow);
+    row("stake", |b| b.stake);
+    println!("escrow transfer: {} (conservation holds)", transfer.state.as_str());
+    println!("receipt: {}", path.display());
+    println!("verifier's reason: {}", verdict.reason);
+    let paid_once = after.provider == before.provider + PRICE
+        && after.consumer + PRICE == before.consumer
+        && after.escrow == before.escrow
+        && after.stake == before.stake;
+    anyhow::ensure!(
+        verdict.verdict != Verdict::Approved || paid_once,
+        "the job was approved but the balances do not show one payment: {before:?} → {after:?}"
     );
-    println!("verdict: approved");
-    println!(
-        "not yet: this ran in one process without gRPC; the verifier node, escrow ledger and receipt audit \
-         land with the gRPC pipeline issue (total {:.2} s)",
-        total.elapsed().as_secs_f64()
-    );
-    Ok(ExitCode::SUCCESS)
+    // On lines of their own, for people and CI.
+    println!("verdict: {}", verdict.verdict.as_str());
+    let code = match report {
+        Ok(report) => {
+            let passed = report.checks.iter().filter(|c| c.passed()).count();
+            println!("audit: {passed} checks passed, verifier key pinned: {}", report.verifiers_pinned);
+            println!("audit: ok");
+            if verdict.verdict == Verdict::Approved { ExitCode::SUCCESS } else { ExitCode::from(1) }
+        }
+        Err(e) => {
+            println!("audit: FAILED: {e}");
+            ExitCode::from(1)
+        }
+    };
+    println!("total: {:.2} s", total.elapsed().as_secs_f64());
+    Ok(code)
+}
+
+fn phase_label(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Check => "provider: check",
+        Phase::Execute => "provider: execute",
+        Phase::Commit => "commit + challenge",
+        Phase::Prove => "provider: prove",
+        Phase::Respond => "respond + verdict",
+        Phase::Receipt => "receipt",
+    }
+}
+
+fn short(key: &PublicKey) -> String {
+    hex::encode(&key.0[..8])
+}
+
+fn unix_ms_in(d: Duration) -> u64 {
+    (std::time::SystemTime::now() + d).duration_since(std::time::UNIX_EPOCH).map(|t| t.as_millis() as u64).unwrap_or(0)
 }

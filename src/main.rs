@@ -1,12 +1,15 @@
 //! `matproof`: the command-line interface (demo, data generation, GEMM, commitments,
-//! Freivalds check, key setup, benchmarks; later the prover sidecar, verifier node and audit).
+//! Freivalds check, key setup, benchmarks, the verifier node, the prover sidecar, jobs).
 #![forbid(unsafe_code)]
 
 mod audit;
 mod bench;
 mod commands;
 mod demo;
+mod job;
+mod prover_cmd;
 mod setup;
+mod verifier_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -105,6 +108,21 @@ enum Command {
     },
     /// Re-check a receipt offline: signatures, challenge, openings, proofs, bounds (and data).
     Audit(audit::AuditArgs),
+    /// Verifier node: serve it (gRPC + escrow ledger), fund ledger accounts.
+    Verifier {
+        #[command(subcommand)]
+        command: verifier_cmd::VerifierCommand,
+    },
+    /// Prover sidecar: serve it (gRPC), or run one job from a job file.
+    Prover {
+        #[command(subcommand)]
+        command: prover_cmd::ProverCommand,
+    },
+    /// Consumer side: open a job on a verifier node, ask for its status.
+    Job {
+        #[command(subcommand)]
+        command: job::JobCommand,
+    },
     /// Benchmarks (median of repeated runs on seeded data).
     Bench {
         /// What to measure.
@@ -152,6 +170,9 @@ fn main() -> ExitCode {
         Command::Commit { a, b, c, tile, kc, json } => commands::commit(&a, &b, &c, &tile, kc, json),
         Command::Check { a, b, c, rounds } => commands::check(&a, &b, &c, rounds),
         Command::Setup { tile, k, out } => setup::run(&tile, k, out),
+        Command::Verifier { command } => verifier_cmd::dispatch(command),
+        Command::Prover { command } => prover_cmd::dispatch(command),
+        Command::Job { command } => job::dispatch(command),
         Command::Audit(args) => audit::run(&args),
         Command::Bench { what, n, runs, json, tile, k } => bench::run(what, n, runs as usize, json, &tile, k),
     };

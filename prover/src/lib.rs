@@ -2,8 +2,10 @@
 //! projections `C·r`) and the CPU backend ([`CpuBackend`]: exact `i8×i8→i32` GEMM with
 //! runtime-selected AVX-512 VNNI, AVX2 and portable kernels, all rayon-parallel).
 //!
-//! [`respond`] opens and proves the sampled tiles of a committed job. Later: the CUDA
-//! backend (behind a feature, through `matproof-gpu-kernels`) and the gRPC sidecar.
+//! [`respond`] opens and proves the sampled tiles of a committed job. With feature
+//! `sidecar`, the `sidecar` module is the gRPC prover sidecar that runs jobs against a verifier
+//! node (the plain library needs no tokio or tonic). Later: the CUDA backend (behind a
+//! feature, through `matproof-gpu-kernels`).
 //!
 //! `unsafe` is denied except in the explicit SIMD kernels of [`cpu`], each block with a
 //! `SAFETY:` comment.
@@ -12,6 +14,8 @@
 pub mod backend;
 pub mod cpu;
 pub mod respond;
+#[cfg(feature = "sidecar")]
+pub mod sidecar;
 
 pub use backend::{Backend, BackendError, CpuBackend, Execution, execute};
 pub use respond::{CommittedJob, RespondError};

@@ -1,0 +1,243 @@
+//! The prover sidecar (feature `sidecar`; DESIGN §4): a gRPC service next to the provider's
+//! workers. `SubmitJob(spec, consumer_signature, A, B)` validates every field, checks the
+//! consumer's signature, that the spec names this provider and a loaded proving key, and
+//! that `A`, `B` match `R_A`, `R_B`, before anything reaches the verifier; then it runs the
+//! job against the verifier node ([`run_job`]: execute with a self-check, `Commit`,
+//! `Challenge`, prove, stream `Respond`, verdict, `GetReceipt`) and returns the receipt.
+//!
+//! ```no_run
+//! # async fn demo(identity: matproof_protocol::Identity, keys: Vec<matproof_circuits::TileProvingKey>)
+//! # -> Result<(), matproof_prover::sidecar::SidecarError> {
+//! use matproof_prover::sidecar::{SidecarConfig, start};
+//! let sidecar = start(SidecarConfig::new("http://127.0.0.1:7001", identity, keys)).await?;
+//! println!("sidecar on {}", sidecar.url());
+//! sidecar.shutdown().await?;
+//! # Ok(()) }
+//! ```
+
+mod job;
+
+pub use job::{
+    JobOutcome, Phase, Progress, ProvingKeys, RESPONSE_CHUNK_BYTES, SELF_CHECK_ROUNDS, SidecarError, check_submission,
+    connect_verifier, parse_npy_i8, run_job,
+};
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use matproof_circuits::TileProvingKey;
+use matproof_protocol::identity::Signature;
+use matproof_protocol::identity::{Identity, PublicKey};
+use matproof_protocol::limits::MAX_MESSAGE_BYTES;
+use matproof_protocol::spec::JobSpec;
+use matproof_protocol::wire::{WireError, pb};
+use tokio::sync::{Semaphore, oneshot};
+use tokio::task::JoinHandle;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status};
+
+/// A callback that sees every job's [`Progress`] (for logs and progress bars).
+pub type ProgressObserver = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// How to run a sidecar.
+pub struct SidecarConfig {
+    /// Where to listen (port 0: any free port; see [`RunningSidecar::addr`]).
+    pub listen: SocketAddr,
+    /// The verifier node, e.g. `http://127.0.0.1:7001`.
+    pub verifier_url: String,
+    /// The provider's identity: jobs must name its public key, and it signs commitments and
+    /// responses.
+    pub identity: Identity,
+    /// The proving keys this sidecar serves; a job must pin one of them by `vk_hash`.
+    pub proving_keys: Vec<TileProvingKey>,
+    /// Jobs run at once; one more is refused with RESOURCE_EXHAUSTED.
+    pub max_jobs_in_flight: usize,
+    /// Sees every job's progress (optional).
+    pub observer: Option<ProgressObserver>,
+}
+
+impl SidecarConfig {
+    /// On `127.0.0.1:0`, two jobs in flight, no observer.
+    pub fn new(verifier_url: impl Into<String>, identity: Identity, proving_keys: Vec<TileProvingKey>) -> Self {
+        Self {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            verifier_url: verifier_url.into(),
+            identity,
+            proving_keys,
+            max_jobs_in_flight: 2,
+            observer: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for SidecarConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SidecarConfig")
+            .field("listen", &self.listen)
+            .field("verifier_url", &self.verifier_url)
+            .field("identity", &self.identity)
+            .field("proving_keys", &self.proving_keys.len())
+            .field("max_jobs_in_flight", &self.max_jobs_in_flight)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    verifier_url: String,
+    identity: Identity,
+    keys: ProvingKeys,
+    permits: Arc<Semaphore>,
+    max_jobs_in_flight: usize,
+    observer: Option<ProgressObserver>,
+}
+
+/// The `ProverSidecar` gRPC service.
+#[derive(Clone)]
+pub struct SidecarService {
+    inner: Arc<Inner>,
+}
+
+impl SidecarService {
+    /// The service for `config` (its `listen` is not used: see [`start`]).
+    pub fn new(config: SidecarConfig) -> Result<Self, SidecarError> {
+        if config.max_jobs_in_flight == 0 {
+            return Err(SidecarError::Setup("max_jobs_in_flight must be at least 1".into()));
+        }
+        if config.proving_keys.is_empty() {
+            return Err(SidecarError::Setup("no proving key loaded".into()));
+        }
+        tonic::transport::Endpoint::from_shared(config.verifier_url.clone())
+            .map_err(|e| SidecarError::Setup(format!("verifier URL {:?}: {e}", config.verifier_url)))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                verifier_url: config.verifier_url,
+                identity: config.identity,
+                keys: ProvingKeys::new(config.proving_keys),
+                permits: Arc::new(Semaphore::new(config.max_jobs_in_flight)),
+                max_jobs_in_flight: config.max_jobs_in_flight,
+                observer: config.observer,
+            }),
+        })
+    }
+
+    /// This sidecar's public key (what job specs must name as the provider).
+    pub fn public_key(&self) -> PublicKey {
+        self.inner.identity.public_key()
+    }
+
+    /// The loaded proving keys.
+    pub fn keys(&self) -> &ProvingKeys {
+        &self.inner.keys
+    }
+
+    /// Decodes and runs one submission.
+    async fn submit(&self, request: pb::SubmitJobRequest) -> Result<pb::SubmitJobResponse, SidecarError> {
+        let inner = &self.inner;
+        let _permit = Arc::clone(&inner.permits)
+            .try_acquire_owned()
+            .map_err(|_| SidecarError::Busy { max: inner.max_jobs_in_flight })?;
+        let spec_wire =
+            request.spec.as_ref().ok_or_else(|| WireError { field: "spec".into(), reason: "missing".into() })?;
+        let spec = JobSpec::try_from(spec_wire)
+            .map_err(|e| WireError { field: format!("spec.{}", e.field), reason: e.reason })?;
+        let signature: [u8; 64] = request.consumer_signature.as_slice().try_into().map_err(|_| WireError {
+            field: "consumer_signature".into(),
+            reason: format!("{} bytes, expected 64", request.consumer_signature.len()),
+        })?;
+        let (a_npy, b_npy) = (request.a_npy, request.b_npy);
+        let (a, b) = tokio::task::spawn_blocking(move || {
+            Ok::<_, SidecarError>((parse_npy_i8("a_npy", &a_npy)?, parse_npy_i8("b_npy", &b_npy)?))
+        })
+        .await
+        .map_err(|e| SidecarError::Worker(e.to_string()))??;
+        let observer = inner.observer.clone();
+        let progress = move |p: &Progress| {
+            if let Some(observer) = &observer {
+                observer(p);
+            }
+        };
+        let outcome =
+            run_job(&inner.verifier_url, &inner.identity, &inner.keys, spec, Signature(signature), a, b, &progress)
+                .await?;
+        Ok(pb::SubmitJobResponse { job_id: outcome.job_id.to_vec(), receipt: Some(outcome.receipt_wire) })
+    }
+}
+
+#[tonic::async_trait]
+impl pb::prover_sidecar_server::ProverSidecar for SidecarService {
+    async fn submit_job(
+        &self,
+        request: Request<pb::SubmitJobRequest>,
+    ) -> Result<Response<pb::SubmitJobResponse>, Status> {
+        Ok(Response::new(self.submit(request.into_inner()).await?))
+    }
+}
+
+/// A sidecar serving on a port; stop it with [`RunningSidecar::shutdown`].
+#[derive(Debug)]
+pub struct RunningSidecar {
+    addr: SocketAddr,
+    public_key: PublicKey,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl RunningSidecar {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`, for a `ProverSidecarClient`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The provider's public key.
+    pub fn public_key(&self) -> PublicKey {
+        self.public_key
+    }
+
+    /// Stops accepting, lets jobs in flight finish, and waits for the server to end.
+    pub async fn shutdown(mut self) -> Result<(), SidecarError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task)
+            .await
+            .map_err(|e| SidecarError::Worker(e.to_string()))?
+            .map_err(|e| SidecarError::Setup(format!("server: {e}")))
+    }
+}
+
+impl Drop for RunningSidecar {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Binds `config.listen` and serves the sidecar on the current tokio runtime until
+/// [`RunningSidecar::shutdown`] (or the handle is dropped).
+pub async fn start(config: SidecarConfig) -> Result<RunningSidecar, SidecarError> {
+    let listen = config.listen;
+    let service = SidecarService::new(config)?;
+    let public_key = service.public_key();
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| SidecarError::Setup(format!("binding {listen}: {e}")))?;
+    let addr = listener.local_addr().map_err(|e| SidecarError::Setup(format!("local address: {e}")))?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = pb::prover_sidecar_server::ProverSidecarServer::new(service)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let task = tokio::spawn(tonic::transport::Server::builder().serve_with_incoming_shutdown(
+        server,
+        TcpIncoming::from(listener),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    Ok(RunningSidecar { addr, public_key, stop: Some(stop), task })
+}

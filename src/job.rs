@@ -1,0 +1,535 @@
+//! Job files, identity files and key directories shared by `matproof job`, `matproof prover`
+//! and `matproof verifier`; and `matproof job open|status|accounts`.
+//!
+//! A job file (`job.toml`, format in `docs/node.md`) names the inputs, the circuit shape, the
+//! policy, the price and the identity files of the consumer and the provider. Paths in it are
+//! relative to the file.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use matproof_circuits::{TileProvingKey, TileVerifyingKey};
+use matproof_protocol::commit::{a_digests, b_digests, digest_tree};
+use matproof_protocol::identity::{Identity, PublicKey, Signature};
+use matproof_protocol::limits::MAX_MESSAGE_BYTES;
+use matproof_protocol::matrix::MatrixI8;
+use matproof_protocol::npy::write_matrix;
+use matproof_protocol::receipt::PURPOSE_JOB;
+use matproof_protocol::spec::{JobSpec, Policy, VerificationMode};
+use matproof_protocol::tiling::{CircuitShape, Tiling};
+use matproof_protocol::wire::pb;
+use matproof_verifier::service::accounts::{consumer_account, provider_account, stake_account};
+use serde::Deserialize;
+
+use crate::commands::{parse_tile, read_i8};
+use crate::setup::{default_key_dir, key_paths};
+
+/// A new multi-threaded tokio runtime for one command.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the tokio runtime")
+}
+
+/// Reads a 32-byte identity seed from `path`, or creates one (mode 0600) if the file does
+/// not exist. Returns the identity and whether it was created.
+pub fn load_or_create_identity(path: &Path) -> Result<(Identity, bool)> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+                anyhow::anyhow!("identity file {} is {} bytes, expected a 32-byte seed", path.display(), bytes.len())
+            })?;
+            Ok((Identity::from_seed(seed), false))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let identity = Identity::generate()?;
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            }
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let mut file = options.open(path).with_context(|| format!("creating identity file {}", path.display()))?;
+            file.write_all(&identity.seed())?;
+            file.sync_all()?;
+            Ok((identity, true))
+        }
+        Err(e) => Err(e).with_context(|| format!("reading identity file {}", path.display())),
+    }
+}
+
+/// Every key file of one kind (`pk` or `vk`) in `dir`, sorted by name.
+fn key_files(dir: &Path, extension: &str) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading key directory {}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == extension))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Every proving key (`*.pk`) in `dir`; an error if there is none.
+pub fn load_proving_keys(dir: &Path) -> Result<Vec<TileProvingKey>> {
+    let keys = key_files(dir, "pk")?
+        .iter()
+        .map(|p| TileProvingKey::read(p).with_context(|| format!("reading {}", p.display())))
+        .collect::<Result<Vec<_>>>()?;
+    if keys.is_empty() {
+        bail!("no proving key (*.pk) in {}: make one with `matproof setup --out {}`", dir.display(), dir.display());
+    }
+    Ok(keys)
+}
+
+/// Every verifying key (`*.vk`) in `dir`; an error if there is none.
+pub fn load_verifying_keys(dir: &Path) -> Result<Vec<TileVerifyingKey>> {
+    let keys = key_files(dir, "vk")?
+        .iter()
+        .map(|p| TileVerifyingKey::read(p).with_context(|| format!("reading {}", p.display())))
+        .collect::<Result<Vec<_>>>()?;
+    if keys.is_empty() {
+        bail!("no verifying key (*.vk) in {}: make one with `matproof setup --out {}`", dir.display(), dir.display());
+    }
+    Ok(keys)
+}
+
+/// Policy defaults: 2 Freivalds rounds, 1 verifier, 1% target fraud fraction, 10 minutes.
+fn default_rounds() -> u32 {
+    2
+}
+fn default_quorum() -> u32 {
+    1
+}
+fn default_target_fraud_ppm() -> u32 {
+    10_000
+}
+fn default_deadline_secs() -> u64 {
+    600
+}
+fn default_mode() -> String {
+    "full".into()
+}
+
+/// A job file (`job.toml`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobFile {
+    /// `A` (m×k, i8 .npy).
+    pub a: PathBuf,
+    /// `B` (k×n, i8 .npy).
+    pub b: PathBuf,
+    /// Tile shape `TMxTN`.
+    pub tile: String,
+    /// Circuit depth (default: k).
+    pub kc: Option<usize>,
+    /// `full` or `succinct`.
+    #[serde(default = "default_mode")]
+    pub mode: String,
+    /// Sampled tiles.
+    pub samples: u32,
+    /// Freivalds rounds (full mode).
+    #[serde(default = "default_rounds")]
+    pub freivalds_rounds: u32,
+    /// Verifier approvals needed.
+    #[serde(default = "default_quorum")]
+    pub quorum: u32,
+    /// The fraud fraction the receipt states a bound for, parts per million.
+    #[serde(default = "default_target_fraud_ppm")]
+    pub target_fraud_ppm: u32,
+    /// Seconds from opening to the response deadline.
+    #[serde(default = "default_deadline_secs")]
+    pub deadline_secs: u64,
+    /// Price, in the ledger's smallest unit.
+    pub price: u64,
+    /// Stake slashed on a proven fraud.
+    #[serde(default)]
+    pub slash_amount: u64,
+    /// The consumer's identity file (32-byte seed; created if missing).
+    pub consumer_identity: PathBuf,
+    /// The provider's identity file (needed by `prover run`; `job open` needs only the
+    /// public key).
+    pub provider_identity: Option<PathBuf>,
+    /// The provider's public key, hex (instead of its identity file).
+    pub provider_public_key: Option<String>,
+    /// Directory with the key files for the tile shape (default: the user key cache).
+    pub keys: Option<PathBuf>,
+}
+
+/// A job file read, with its inputs loaded and paths resolved.
+pub struct LoadedJob {
+    /// The file as written.
+    pub file: JobFile,
+    /// `A`.
+    pub a: MatrixI8,
+    /// `B`.
+    pub b: MatrixI8,
+    /// The consumer.
+    pub consumer: Identity,
+    /// The provider's identity, if the file names one.
+    pub provider: Option<Identity>,
+    /// The provider's public key.
+    pub provider_key: PublicKey,
+    /// The key directory.
+    pub key_dir: PathBuf,
+    /// The circuit shape.
+    pub shape: CircuitShape,
+}
+
+fn resolve(base: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() { path.to_path_buf() } else { base.join(path) }
+}
+
+fn parse_public_key(hex_key: &str) -> Result<PublicKey> {
+    let bytes = hex::decode(hex_key.trim()).context("provider_public_key is not hex")?;
+    let key: [u8; 32] =
+        bytes.as_slice().try_into().map_err(|_| anyhow::anyhow!("provider_public_key: expected 32 bytes"))?;
+    Ok(PublicKey(key))
+}
+
+impl LoadedJob {
+    /// Reads `path` and everything it names (identity files are created if missing).
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading job file {}", path.display()))?;
+        let file: JobFile = toml::from_str(&text).with_context(|| format!("parsing job file {}", path.display()))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let a = read_i8(&resolve(&base, &file.a))?;
+        let b = read_i8(&resolve(&base, &file.b))?;
+        let (tm, tn) = parse_tile(&file.tile)?;
+        let shape = CircuitShape { tm, tn, kc: file.kc.unwrap_or(a.cols()) };
+        let (consumer, _) = load_or_create_identity(&resolve(&base, &file.consumer_identity))?;
+        let provider = match &file.provider_identity {
+            Some(p) => Some(load_or_create_identity(&resolve(&base, p))?.0),
+            None => None,
+        };
+        let provider_key = match (&provider, &file.provider_public_key) {
+            (Some(id), Some(hex_key)) => {
+                let named = parse_public_key(hex_key)?;
+                anyhow::ensure!(named == id.public_key(), "provider_public_key does not match provider_identity");
+                named
+            }
+            (Some(id), None) => id.public_key(),
+            (None, Some(hex_key)) => parse_public_key(hex_key)?,
+            (None, None) => bail!("the job file names neither provider_identity nor provider_public_key"),
+        };
+        let key_dir = file.keys.as_ref().map(|k| resolve(&base, k)).unwrap_or_else(default_key_dir);
+        Ok(Self { file, a, b, consumer, provider, provider_key, key_dir, shape })
+    }
+
+    /// The verifying key for the job's shape, from the key directory.
+    pub fn verifying_key(&self) -> Result<TileVerifyingKey> {
+        let (_, vk_path) = key_paths(&self.key_dir, self.shape);
+        TileVerifyingKey::read(&vk_path).with_context(|| {
+            format!(
+                "reading {} (make keys with `matproof setup --tile {}x{} --k {} --out {}`)",
+                vk_path.display(),
+                self.shape.tm,
+                self.shape.tn,
+                self.shape.kc,
+                self.key_dir.display()
+            )
+        })
+    }
+
+    /// The proving key for the job's shape, from the key directory.
+    pub fn proving_key(&self) -> Result<TileProvingKey> {
+        let (pk_path, _) = key_paths(&self.key_dir, self.shape);
+        TileProvingKey::read(&pk_path).with_context(|| format!("reading {}", pk_path.display()))
+    }
+
+    /// Commits to `A`, `B` and builds the spec (fresh nonce, deadline from now) signed by the
+    /// consumer.
+    pub fn signed_spec(&self, vk_hash: [u8; 32]) -> Result<(JobSpec, Signature)> {
+        let mode = match self.file.mode.as_str() {
+            "full" => VerificationMode::Full,
+            "succinct" => VerificationMode::Succinct,
+            other => bail!("mode {other:?}: expected \"full\" or \"succinct\""),
+        };
+        let deadline = SystemTime::now() + Duration::from_secs(self.file.deadline_secs);
+        let deadline_unix_ms = deadline.duration_since(UNIX_EPOCH)?.as_millis() as u64;
+        let policy = Policy {
+            mode,
+            samples: self.file.samples,
+            freivalds_rounds: if mode == VerificationMode::Full { self.file.freivalds_rounds } else { 0 },
+            quorum: self.file.quorum,
+            target_fraud_ppm: self.file.target_fraud_ppm,
+            deadline_unix_ms,
+        };
+        consumer_spec(
+            &self.consumer,
+            self.provider_key,
+            &self.a,
+            &self.b,
+            self.shape,
+            vk_hash,
+            policy,
+            self.file.price,
+            self.file.slash_amount,
+        )
+    }
+}
+
+/// `R_A`, `R_B` of the consumer's data.
+pub fn input_commitments(tiling: &Tiling, a: &MatrixI8, b: &MatrixI8) -> Result<([u8; 32], [u8; 32])> {
+    let (r_a, r_b) = rayon::join(
+        || a_digests(tiling, a).map(|d| digest_tree(&d).root()),
+        || b_digests(tiling, b).map(|d| digest_tree(&d).root()),
+    );
+    Ok((r_a?, r_b?))
+}
+
+/// The consumer's side of opening a job: commit to `A`, `B`, fill in the spec (fresh random
+/// nonce), validate it and sign it.
+#[allow(clippy::too_many_arguments)]
+pub fn consumer_spec(
+    consumer: &Identity,
+    provider: PublicKey,
+    a: &MatrixI8,
+    b: &MatrixI8,
+    shape: CircuitShape,
+    vk_hash: [u8; 32],
+    policy: Policy,
+    price: u64,
+    slash_amount: u64,
+) -> Result<(JobSpec, Signature)> {
+    anyhow::ensure!(a.cols() == b.rows(), "A is {}×{} but B is {}×{}", a.rows(), a.cols(), b.rows(), b.cols());
+    let tiling = Tiling::new(a.rows(), a.cols(), b.cols(), shape).context("job shape")?;
+    let (r_a, r_b) = input_commitments(&tiling, a, b)?;
+    let mut nonce = [0u8; 16];
+    getrandom::fill(&mut nonce).map_err(|e| anyhow::anyhow!("OS random number generator: {e}"))?;
+    let spec = JobSpec {
+        m: a.rows() as u64,
+        k: a.cols() as u64,
+        n: b.cols() as u64,
+        shape,
+        r_a,
+        r_b,
+        vk_hash,
+        policy,
+        price,
+        slash_amount,
+        consumer: consumer.public_key(),
+        provider,
+        nonce: nonce.to_vec(),
+    };
+    spec.validate().context("job spec")?;
+    let signature = consumer.sign(PURPOSE_JOB, &spec.canonical_bytes());
+    Ok((spec, signature))
+}
+
+/// `A` as .npy bytes.
+pub fn npy_bytes(matrix: &MatrixI8) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(matrix.as_slice().len() + 128);
+    write_matrix(&mut out, matrix)?;
+    Ok(out)
+}
+
+/// A client for the verifier node at `url`.
+pub async fn verifier_client(url: &str) -> Result<pb::verifier_client::VerifierClient<tonic::transport::Channel>> {
+    Ok(matproof_prover::sidecar::connect_verifier(url).await?)
+}
+
+/// `OpenJob` over gRPC, as the consumer (full mode sends `A`, `B`).
+pub async fn open_job(
+    verifier_url: &str,
+    spec: &JobSpec,
+    signature: &Signature,
+    a: &MatrixI8,
+    b: &MatrixI8,
+) -> Result<[u8; 32]> {
+    let (a_npy, b_npy) = if spec.policy.mode == VerificationMode::Full {
+        (npy_bytes(a)?, npy_bytes(b)?)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let mut client = verifier_client(verifier_url).await?;
+    let response = client
+        .open_job(pb::OpenJobRequest {
+            spec: Some(spec.into()),
+            consumer_signature: signature.0.to_vec(),
+            a_npy,
+            b_npy,
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("the verifier refused OpenJob: {}: {}", code_name(s.code()), s.message()))?
+        .into_inner();
+    let job_id: [u8; 32] = response
+        .job_id
+        .as_slice()
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("the verifier returned a malformed job id"))?;
+    anyhow::ensure!(job_id == spec.job_id(), "the verifier returned job id {} for another spec", hex::encode(job_id));
+    Ok(job_id)
+}
+
+/// `SubmitJob` to a prover sidecar: the provider runs the job and returns the receipt.
+pub async fn submit_job(
+    sidecar_url: &str,
+    spec: &JobSpec,
+    signature: &Signature,
+    a: &MatrixI8,
+    b: &MatrixI8,
+) -> Result<pb::SubmitJobResponse> {
+    let channel = tonic::transport::Endpoint::from_shared(sidecar_url.to_string())?
+        .connect()
+        .await
+        .with_context(|| format!("connecting to the prover sidecar at {sidecar_url}"))?;
+    let mut client = pb::prover_sidecar_client::ProverSidecarClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let response = client
+        .submit_job(pb::SubmitJobRequest {
+            spec: Some(spec.into()),
+            consumer_signature: signature.0.to_vec(),
+            a_npy: npy_bytes(a)?,
+            b_npy: npy_bytes(b)?,
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("the prover sidecar refused SubmitJob: {}: {}", code_name(s.code()), s.message()))?
+        .into_inner();
+    Ok(response)
+}
+
+/// The gRPC code's conventional upper-case name.
+pub fn code_name(code: tonic::Code) -> String {
+    format!("{code:?}")
+        .chars()
+        .enumerate()
+        .flat_map(|(i, c)| {
+            let sep = (i > 0 && c.is_ascii_uppercase()).then_some('_');
+            sep.into_iter().chain(std::iter::once(c.to_ascii_uppercase()))
+        })
+        .collect()
+}
+
+/// Writes a receipt's protobuf bytes.
+pub fn write_receipt(path: &Path, receipt: &pb::Receipt) -> Result<()> {
+    use prost::Message;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    std::fs::write(path, receipt.encode_to_vec()).with_context(|| format!("writing receipt {}", path.display()))
+}
+
+/// `matproof job open`: commits to the job file's inputs, signs the spec as the consumer and
+/// opens the job on the verifier; with `sidecar`, also submits it to the provider's sidecar
+/// and writes the receipt.
+pub fn open(
+    verifier_url: &str,
+    job_path: &Path,
+    sidecar: Option<&str>,
+    receipt_out: Option<&Path>,
+) -> Result<ExitCode> {
+    let job = LoadedJob::read(job_path)?;
+    let vk = job.verifying_key()?;
+    let (spec, signature) = job.signed_spec(vk.hash())?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let job_id = open_job(verifier_url, &spec, &signature, &job.a, &job.b).await?;
+        println!("job_id: {}", hex::encode(job_id));
+        println!("consumer account: {}", consumer_account(&spec.consumer));
+        if let Some(sidecar_url) = sidecar {
+            let response = submit_job(sidecar_url, &spec, &signature, &job.a, &job.b).await?;
+            let receipt = response.receipt.context("the sidecar returned no receipt")?;
+            let verdict = receipt_verdict(&receipt)?;
+            let path = receipt_out
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from(format!("{}.receipt", hex::encode(job_id))));
+            write_receipt(&path, &receipt)?;
+            println!("receipt: {}", path.display());
+            println!("verdict: {verdict}");
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The verdict of a receipt, validated.
+pub fn receipt_verdict(receipt: &pb::Receipt) -> Result<&'static str> {
+    let core = matproof_protocol::receipt::Receipt::try_from(receipt).context("the receipt is malformed")?;
+    let first = core.verdicts.first().context("the receipt has no verdict")?;
+    Ok(first.verdict.as_str())
+}
+
+/// `matproof job status`.
+pub fn status(verifier_url: &str, job_id_hex: &str) -> Result<ExitCode> {
+    let job_id = hex::decode(job_id_hex.trim()).context("--job-id is not hex")?;
+    anyhow::ensure!(job_id.len() == 32, "--job-id must be 32 bytes (64 hex digits)");
+    let rt = runtime()?;
+    rt.block_on(async {
+        let mut client = verifier_client(verifier_url).await?;
+        let status = client
+            .get_job_status(pb::JobStatusRequest { job_id })
+            .await
+            .map_err(|s| anyhow::anyhow!("GetJobStatus: {}: {}", code_name(s.code()), s.message()))?
+            .into_inner();
+        println!("job_id:   {}", hex::encode(&status.job_id));
+        println!("state:    {}", status.state);
+        println!("escrow:   {}", status.escrow);
+        println!("deadline: {} ms since the epoch", status.deadline_unix_ms);
+        if !status.r_c.is_empty() {
+            println!("R_C:      {}", hex::encode(&status.r_c));
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `matproof job accounts`: the ledger accounts of the job file's parties (creating missing
+/// identity files), so an operator can fund them.
+pub fn accounts(job_path: &Path) -> Result<ExitCode> {
+    let job = LoadedJob::read(job_path)?;
+    println!("consumer: {}", consumer_account(&job.consumer.public_key()));
+    println!("provider: {}", provider_account(&job.provider_key));
+    println!("stake:    {}", stake_account(&job.provider_key));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `matproof job …`.
+#[derive(clap::Subcommand, Debug)]
+pub enum JobCommand {
+    /// Open a job on a verifier as its consumer (prints the job id); with --sidecar, also
+    /// submit it to the provider's sidecar and write the receipt.
+    Open {
+        /// The verifier node, e.g. `http://127.0.0.1:7001`.
+        #[arg(long)]
+        verifier: String,
+        /// The job file (format: docs/node.md).
+        #[arg(long)]
+        job: PathBuf,
+        /// The provider's sidecar, e.g. `http://127.0.0.1:7002`.
+        #[arg(long)]
+        sidecar: Option<String>,
+        /// Where to write the receipt (with --sidecar; default `<job id>.receipt`).
+        #[arg(long)]
+        receipt: Option<PathBuf>,
+    },
+    /// Where a job stands on a verifier node.
+    Status {
+        /// The verifier node.
+        #[arg(long)]
+        verifier: String,
+        /// The job id (64 hex digits).
+        #[arg(long)]
+        job_id: String,
+    },
+    /// The ledger accounts of a job file's consumer and provider (to fund them).
+    Accounts {
+        /// The job file.
+        #[arg(long)]
+        job: PathBuf,
+    },
+}
+
+/// Runs a `matproof job` command.
+pub fn dispatch(command: JobCommand) -> Result<ExitCode> {
+    match command {
+        JobCommand::Open { verifier, job, sidecar, receipt } => {
+            open(&verifier, &job, sidecar.as_deref(), receipt.as_deref())
+        }
+        JobCommand::Status { verifier, job_id } => status(&verifier, &job_id),
+        JobCommand::Accounts { job } => accounts(&job),
+    }
+}

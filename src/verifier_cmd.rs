@@ -1,0 +1,117 @@
+//! `matproof verifier serve|fund`: run a verifier node; mint funds into a ledger account.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use matproof_verifier::ledger::Ledger;
+use matproof_verifier::service::{NodeConfig, NodeLimits, start};
+
+use crate::job::{load_or_create_identity, load_verifying_keys, runtime};
+
+/// `matproof verifier serve`: serves until Ctrl-C (or SIGTERM), then shuts down cleanly.
+pub fn serve(database_url: &str, listen: SocketAddr, keys: &Path, identity_file: &Path) -> Result<ExitCode> {
+    let (identity, created) = load_or_create_identity(identity_file)?;
+    if created {
+        eprintln!("created a new verifier identity in {}", identity_file.display());
+    }
+    let verifying_keys = load_verifying_keys(keys)?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let shapes: Vec<String> = verifying_keys
+            .iter()
+            .map(|k| format!("{}x{} kc {} (vk_hash {})", k.shape.tm, k.shape.tn, k.shape.kc, hex::encode(k.hash())))
+            .collect();
+        let node = start(NodeConfig {
+            listen,
+            database_url: database_url.to_string(),
+            identity,
+            verifying_keys,
+            limits: NodeLimits::default(),
+        })
+        .await
+        .context("starting the verifier node")?;
+        println!("verifier node listening on {}", node.url());
+        println!("verifier public key: {}", hex::encode(node.verifier_key().0));
+        for shape in &shapes {
+            println!("verifying key: {shape}");
+        }
+        println!("ledger: {:?} (Ctrl-C to stop)", node.ledger().backend());
+        shutdown_signal().await;
+        eprintln!("shutting down");
+        node.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Resolves on Ctrl-C or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// `matproof verifier fund`: mints `amount` into `account` (operator only: this creates
+/// money in the ledger).
+pub fn fund(database_url: &str, account: &str, amount: u64) -> Result<ExitCode> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let ledger = Ledger::open(database_url).await.with_context(|| format!("opening the ledger {database_url}"))?;
+        let balance = ledger.deposit(account, amount).await.with_context(|| format!("depositing into {account}"))?;
+        ledger.close().await;
+        println!("minted {amount} into {account}: balance {balance}");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `matproof verifier …`.
+#[derive(clap::Subcommand, Debug)]
+pub enum VerifierCommand {
+    /// Run a verifier node (gRPC) until Ctrl-C.
+    Serve {
+        /// The ledger database: `sqlite://PATH?mode=rwc` (embedded) or `postgres://…`.
+        #[arg(long)]
+        db: String,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:7001")]
+        listen: SocketAddr,
+        /// Directory of verifying keys (`*.vk`, from `matproof setup`); jobs must pin one.
+        #[arg(long)]
+        keys: PathBuf,
+        /// The node's identity: a 32-byte Ed25519 seed, created (mode 0600) if missing.
+        #[arg(long)]
+        identity: PathBuf,
+    },
+    /// Deposit into a ledger account. This MINTS money (the only way money enters the
+    /// ledger): an operator command for test networks and demos, not a payment.
+    Fund {
+        /// The ledger database (as for `serve`).
+        #[arg(long)]
+        db: String,
+        /// The account id: `consumer-<hex key>`, `provider-<hex key>` or `stake-<hex key>`
+        /// (`matproof job accounts --job job.toml` prints them).
+        #[arg(long)]
+        account: String,
+        /// Amount, in the ledger's smallest unit.
+        #[arg(long)]
+        amount: u64,
+    },
+}
+
+/// Runs a `matproof verifier` command.
+pub fn dispatch(command: VerifierCommand) -> Result<ExitCode> {
+    match command {
+        VerifierCommand::Serve { db, listen, keys, identity } => serve(&db, listen, &keys, &identity),
+        VerifierCommand::Fund { db, account, amount } => fund(&db, &account, amount),
+    }
+}
