@@ -240,6 +240,9 @@ pub enum AuditError {
         /// Hex of its key.
         key: String,
     },
+    /// The receipt carries no verdict.
+    #[error("the receipt carries no verdict")]
+    NoVerdicts,
     /// Some verdicts approve and some reject.
     #[error("the verdicts disagree: {approvals} verifier(s) approve, {rejections} reject")]
     ConflictingVerdicts {
@@ -607,6 +610,9 @@ pub fn audit(receipt: &Receipt, keys: &AuditKeys, data: Option<&AuditData>) -> R
     checks.push(passed("summary", "the stated mode, rounds, samples, tiles, bounds and statement are the spec's"));
 
     // 4. Verdicts.
+    if receipt.verdicts.is_empty() {
+        return Err(AuditError::NoVerdicts);
+    }
     let mut approvals = BTreeSet::new();
     let mut rejections = BTreeSet::new();
     let mut reasons = Vec::new();

@@ -481,6 +481,9 @@ fn forged_or_inconsistent_receipts_fail() {
     r.verdicts[0] = SignedVerdict::sign(r.spec.job_id(), [7; 32], Verdict::Approved, "ok", &verifier(0));
     assert!(matches!(check(&r), Err(AuditError::VerdictCommitment { index: 0, .. })));
     let mut r = honest.clone();
+    r.verdicts.clear();
+    assert!(matches!(check(&r), Err(AuditError::NoVerdicts)));
+    let mut r = honest.clone();
     r.verdicts[0].reason.push('!');
     assert!(matches!(check(&r), Err(AuditError::VerdictSignature { index: 0, .. })));
     let mut r = honest.clone();
