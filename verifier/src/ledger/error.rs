@@ -112,6 +112,13 @@ pub enum LedgerError {
         /// What was found.
         reason: String,
     },
+    /// A crash simulated by a [`FaultPlan`](super::FaultPlan) at the named write point (tests
+    /// only): the operation's open transaction was dropped, as a crash would leave it.
+    #[error("injected crash at {point}")]
+    InjectedFault {
+        /// The write point.
+        point: &'static str,
+    },
     /// The database failed (connection, I/O, constraint, migration); the operation's
     /// transaction was rolled back.
     #[error("database error: {reason}")]

@@ -50,20 +50,32 @@
 //! stale snapshot; on PostgreSQL, the same insert blocks a concurrent duplicate until the
 //! first commits. Account rows are updated in sorted id order to avoid deadlocks, and
 //! transient failures (serialization, deadlock, busy) are retried a few times.
+//!
+//! # Crash tests
+//!
+//! A [`FaultPlan`] ([`Ledger::with_fault_plan`]) makes the ledger fail at a chosen write point
+//! (before a write statement, before or after a commit), as a crash there would;
+//! `verifier/tests/ledger_model.rs` crashes every operation at every point and checks recovery
+//! against a model. A ledger without a plan pays one `None` check per point.
 
 mod error;
+mod fault;
 
 pub use error::LedgerError;
+pub use fault::FaultPlan;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyConnection, AnyPool, Executor, Row};
+
+use fault::Faults;
 
 /// A job's 32-byte id (the hash of its canonical spec, `protocol::spec`).
 pub type JobId = [u8; 32];
@@ -317,6 +329,7 @@ impl Default for LedgerOptions {
 pub struct Ledger {
     pool: AnyPool,
     backend: Backend,
+    faults: Faults,
 }
 
 /// Whether an operation's key was new or a replay.
@@ -353,7 +366,14 @@ impl Ledger {
             .connect(url)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Ledger { pool, backend })
+        Ok(Ledger { pool, backend, faults: Faults::default() })
+    }
+
+    /// Attaches a crash schedule consulted at every write point (see [`FaultPlan`]): for
+    /// crash-recovery tests only. A ledger without one pays one `None` check per point.
+    pub fn with_fault_plan(mut self, plan: Arc<FaultPlan>) -> Self {
+        self.faults = Faults::new(plan);
+        self
     }
 
     /// The database this ledger runs on.
@@ -376,7 +396,9 @@ impl Ledger {
     }
 
     async fn try_deposit(&self, account: &str, amount: u64) -> Result<u64, LedgerError> {
+        let f = &self.faults;
         let mut tx = self.pool.begin().await?;
+        f.point("deposit: mint")?;
         let minted = sqlx::query("UPDATE ledger_totals SET minted = minted + $1 WHERE id = 1 AND minted <= $2")
             .bind(amount as i64)
             .bind((MAX_AMOUNT - amount) as i64)
@@ -386,9 +408,11 @@ impl Ledger {
             let row = sqlx::query("SELECT minted FROM ledger_totals WHERE id = 1").fetch_one(&mut *tx).await?;
             return Err(LedgerError::SupplyOverflow { minted: to_u64("minted", row.try_get(0)?)?, amount });
         }
-        credit(&mut tx, account, amount).await?;
+        credit(&mut tx, f, account, amount).await?;
         let balance = balance_of(&mut tx, account).await?;
+        f.point("commit")?;
         tx.commit().await?;
+        f.committed()?;
         Ok(balance)
     }
 
@@ -442,10 +466,12 @@ impl Ledger {
         body: &str,
     ) -> Result<Outcome, LedgerError> {
         let tid = transfer_id(job_id);
+        let f = &self.faults;
         let mut tx = self.pool.begin().await?;
-        if let Claim::Replay = claim(&mut tx, Operation::Open, job_id, &tid, body).await? {
+        if let Claim::Replay = claim(&mut tx, f, Operation::Open, job_id, &tid, body).await? {
             return replayed_outcome(&mut tx, Operation::Open, &tid).await;
         }
+        f.point("open: insert transfer")?;
         sqlx::query(
             "INSERT INTO ledger_transfers (transfer_id, job_id, consumer, provider, amount, deadline_unix_ms, state) \
              VALUES ($1, $2, $3, $4, $5, $6, 'pending')",
@@ -459,8 +485,10 @@ impl Ledger {
         .execute(&mut *tx)
         .await?;
         let moves = vec![Movement { from: consumer.to_owned(), to: ESCROW_ACCOUNT.to_owned(), amount }];
-        apply(&mut tx, Operation::Open, &tid, &moves).await?;
+        apply(&mut tx, f, Operation::Open, &tid, &moves).await?;
+        f.point("commit")?;
         tx.commit().await?;
+        f.committed()?;
         Ok(Outcome { operation: Operation::Open, transfer_id: tid, movements: moves, replayed: false })
     }
 
@@ -479,12 +507,15 @@ impl Ledger {
     async fn try_release(&self, job_id: &JobId, to: TransferState) -> Result<Outcome, LedgerError> {
         let tid = transfer_id(job_id);
         let op = if to == TransferState::Posted { Operation::Post } else { Operation::Void };
+        let f = &self.faults;
         let mut tx = self.pool.begin().await?;
-        if let Claim::Replay = claim(&mut tx, op, job_id, &tid, &body_hash(op, &[job_id])).await? {
+        if let Claim::Replay = claim(&mut tx, f, op, job_id, &tid, &body_hash(op, &[job_id])).await? {
             return replayed_outcome(&mut tx, op, &tid).await;
         }
-        let moves = release(&mut tx, job_id, &tid, to).await?;
+        let moves = release(&mut tx, f, job_id, &tid, to).await?;
+        f.point("commit")?;
         tx.commit().await?;
+        f.committed()?;
         Ok(Outcome { operation: op, transfer_id: tid, movements: moves, replayed: false })
     }
 
@@ -519,8 +550,9 @@ impl Ledger {
         body: &str,
     ) -> Result<Outcome, LedgerError> {
         let tid = transfer_id(job_id);
+        let f = &self.faults;
         let mut tx = self.pool.begin().await?;
-        if let Claim::Replay = claim(&mut tx, Operation::Slash, job_id, &tid, body).await? {
+        if let Claim::Replay = claim(&mut tx, f, Operation::Slash, job_id, &tid, body).await? {
             return replayed_outcome(&mut tx, Operation::Slash, &tid).await;
         }
         let transfer = load_transfer(&mut tx, &tid).await?.ok_or_else(|| unknown(job_id))?;
@@ -534,21 +566,23 @@ impl Ledger {
             }
             TransferState::Pending => {
                 if let Claim::Replay =
-                    claim(&mut tx, Operation::Void, job_id, &tid, &body_hash(Operation::Void, &[job_id])).await?
+                    claim(&mut tx, f, Operation::Void, job_id, &tid, &body_hash(Operation::Void, &[job_id])).await?
                 {
                     return Err(LedgerError::Corrupt {
                         reason: format!("transfer {tid} pending with a void recorded"),
                     });
                 }
-                release(&mut tx, job_id, &tid, TransferState::Voided).await?;
+                release(&mut tx, f, job_id, &tid, TransferState::Voided).await?;
             }
             TransferState::Voided => {}
         }
         let penalty = vec![Movement { from: stake.to_owned(), to: beneficiary.to_owned(), amount }];
-        apply(&mut tx, Operation::Slash, &tid, &penalty).await?;
+        apply(&mut tx, f, Operation::Slash, &tid, &penalty).await?;
         let mut movements = penalty;
         movements.extend(journal(&mut tx, Operation::Void, &tid).await?);
+        f.point("commit")?;
         tx.commit().await?;
+        f.committed()?;
         Ok(Outcome { operation: Operation::Slash, transfer_id: tid, movements, replayed: false })
     }
 
@@ -600,9 +634,11 @@ impl Ledger {
         body: &str,
     ) -> Result<Outcome, LedgerError> {
         let tid = transfer_id(job_id);
+        let f = &self.faults;
         let mut tx = self.pool.begin().await?;
-        let replayed = matches!(claim(&mut tx, Operation::Verdict, job_id, &tid, body).await?, Claim::Replay);
+        let replayed = matches!(claim(&mut tx, f, Operation::Verdict, job_id, &tid, body).await?, Claim::Replay);
         if !replayed {
+            f.point("verdict: record")?;
             let done = sqlx::query(
                 "UPDATE ledger_transfers SET verdict = $2, verdict_body_hash = $3 \
                  WHERE transfer_id = $1 AND verdict IS NULL AND state IN ('pending', $4)",
@@ -621,7 +657,9 @@ impl Ledger {
                     to: verdict.target(),
                 });
             }
+            f.point("commit")?;
             tx.commit().await?;
+            f.committed()?;
         }
         Ok(Outcome { operation: Operation::Verdict, transfer_id: tid, movements: Vec::new(), replayed })
     }
@@ -727,11 +765,13 @@ where
 /// Inserts the idempotency key of `op` on the job; on a repeat, compares bodies.
 async fn claim(
     conn: &mut AnyConnection,
+    f: &Faults,
     op: Operation,
     job_id: &JobId,
     tid: &str,
     body: &str,
 ) -> Result<Claim, LedgerError> {
+    f.point("claim: insert key")?;
     let inserted = sqlx::query(
         "INSERT INTO ledger_operations (kind, transfer_id, body_hash) VALUES ($1, $2, $3) \
          ON CONFLICT (kind, transfer_id) DO NOTHING",
@@ -769,6 +809,7 @@ async fn replayed_outcome(conn: &mut AnyConnection, op: Operation, tid: &str) ->
 /// the matching key.
 async fn release(
     conn: &mut AnyConnection,
+    f: &Faults,
     job_id: &JobId,
     tid: &str,
     to: TransferState,
@@ -777,6 +818,7 @@ async fn release(
         TransferState::Posted => (Operation::Post, Verdict::Rejected),
         _ => (Operation::Void, Verdict::Approved),
     };
+    f.point("release: update state")?;
     let moved = sqlx::query(
         "UPDATE ledger_transfers SET state = $2 WHERE transfer_id = $1 AND state = 'pending' \
          AND (verdict IS NULL OR verdict <> $3)",
@@ -798,13 +840,19 @@ async fn release(
     }
     let payee = if to == TransferState::Posted { t.provider } else { t.consumer };
     let moves = vec![Movement { from: ESCROW_ACCOUNT.to_owned(), to: payee, amount: t.amount }];
-    apply(conn, op, tid, &moves).await?;
+    apply(conn, f, op, tid, &moves).await?;
     Ok(moves)
 }
 
 /// Applies `moves` to the balances (net per account, in sorted account order) and journals
 /// them under `(op, tid)`.
-async fn apply(conn: &mut AnyConnection, op: Operation, tid: &str, moves: &[Movement]) -> Result<(), LedgerError> {
+async fn apply(
+    conn: &mut AnyConnection,
+    f: &Faults,
+    op: Operation,
+    tid: &str,
+    moves: &[Movement],
+) -> Result<(), LedgerError> {
     let mut net: BTreeMap<&str, i128> = BTreeMap::new();
     for m in moves {
         *net.entry(&m.from).or_default() -= i128::from(m.amount);
@@ -817,17 +865,18 @@ async fn apply(conn: &mut AnyConnection, op: Operation, tid: &str, moves: &[Move
                 value: u64::MAX,
                 max: MAX_AMOUNT,
             })?;
-            debit(conn, account, needed).await?;
+            debit(conn, f, account, needed).await?;
         } else if delta > 0 {
             let amount = u64::try_from(delta).map_err(|_| LedgerError::OutOfRange {
                 field: "amount",
                 value: u64::MAX,
                 max: MAX_AMOUNT,
             })?;
-            credit(conn, account, amount).await?;
+            credit(conn, f, account, amount).await?;
         }
     }
     for (seq, m) in moves.iter().enumerate() {
+        f.point("journal: insert movement")?;
         sqlx::query(
             "INSERT INTO ledger_movements (kind, transfer_id, seq, debit_account, credit_account, amount) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -844,12 +893,13 @@ async fn apply(conn: &mut AnyConnection, op: Operation, tid: &str, moves: &[Move
     Ok(())
 }
 
-async fn debit(conn: &mut AnyConnection, account: &str, amount: u64) -> Result<(), LedgerError> {
+async fn debit(conn: &mut AnyConnection, f: &Faults, account: &str, amount: u64) -> Result<(), LedgerError> {
     let amount_i = i64::try_from(amount).map_err(|_| LedgerError::OutOfRange {
         field: "amount",
         value: amount,
         max: MAX_AMOUNT,
     })?;
+    f.point("debit: update balance")?;
     let done = sqlx::query("UPDATE ledger_accounts SET balance = balance - $1 WHERE id = $2 AND balance >= $1")
         .bind(amount_i)
         .bind(account)
@@ -862,16 +912,18 @@ async fn debit(conn: &mut AnyConnection, account: &str, amount: u64) -> Result<(
     Ok(())
 }
 
-async fn credit(conn: &mut AnyConnection, account: &str, amount: u64) -> Result<(), LedgerError> {
+async fn credit(conn: &mut AnyConnection, f: &Faults, account: &str, amount: u64) -> Result<(), LedgerError> {
     let amount_i = i64::try_from(amount).map_err(|_| LedgerError::OutOfRange {
         field: "amount",
         value: amount,
         max: MAX_AMOUNT,
     })?;
+    f.point("credit: insert account")?;
     sqlx::query("INSERT INTO ledger_accounts (id, balance) VALUES ($1, 0) ON CONFLICT (id) DO NOTHING")
         .bind(account)
         .execute(&mut *conn)
         .await?;
+    f.point("credit: update balance")?;
     sqlx::query("UPDATE ledger_accounts SET balance = balance + $1 WHERE id = $2")
         .bind(amount_i)
         .bind(account)
