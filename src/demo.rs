@@ -18,16 +18,16 @@ use indicatif::{ProgressBar, ProgressStyle};
 use matproof_circuits::{TileProvingKey, TileVerifyingKey};
 use matproof_protocol::identity::{Identity, PublicKey};
 use matproof_protocol::matrix::random_i8;
-use matproof_protocol::receipt::Verdict;
+use matproof_protocol::receipt::{Receipt, Verdict};
 use matproof_protocol::spec::{Policy, VerificationMode};
 use matproof_protocol::tiling::CircuitShape;
-use matproof_protocol::wire::decode_receipt;
 use matproof_prover::sidecar::{Phase, Progress, ProgressObserver, SidecarConfig};
-use matproof_verifier::audit::{AuditData, AuditKeys, audit};
+use matproof_verifier::audit::AuditData;
 use matproof_verifier::ledger::{ESCROW_ACCOUNT, Ledger};
 use matproof_verifier::service::accounts::{consumer_account, provider_account, stake_account};
 use matproof_verifier::service::{NodeConfig, NodeLimits};
 
+use crate::audit::{KeySource, audit_file};
 use crate::job::{consumer_spec, open_job, runtime, submit_job, write_receipt};
 use crate::setup::{default_key_dir, key_paths, setup_with_progress};
 
@@ -126,6 +126,7 @@ pub fn run() -> Result<ExitCode> {
 }
 
 async fn session(pk: TileProvingKey, vk: TileVerifyingKey, keys_s: f64, total: Instant) -> Result<ExitCode> {
+    let (_, vk_path) = key_paths(&default_key_dir(), SHAPE);
     let dir = tempfile::tempdir().context("creating a temporary directory for the ledger")?;
     let (consumer, provider, verifier) = (Identity::generate()?, Identity::generate()?, Identity::generate()?);
     let (consumer_key, provider_key) = (consumer.public_key(), provider.public_key());
@@ -195,11 +196,10 @@ async fn session(pk: TileProvingKey, vk: TileVerifyingKey, keys_s: f64, total: I
 
     // The audit, offline, from the file.
     let start = Instant::now();
-    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let receipt = decode_receipt(&bytes).context("decoding the receipt")?;
-    let keys = AuditKeys::new(vec![vk]).with_trusted_verifiers([node.verifier_key()]);
-    let report = audit(&receipt, &keys, Some(&AuditData { a, b, c: None }));
+    let report =
+        audit_file(&path, KeySource::File(&vk_path), &[node.verifier_key()], Some(&AuditData { a, b, c: None }));
     let audit_s = start.elapsed().as_secs_f64();
+    let receipt = Receipt::try_from(&receipt_wire).context("the receipt is malformed")?;
 
     sidecar.shutdown().await?;
     node.shutdown().await;
@@ -265,13 +265,13 @@ async fn session(pk: TileProvingKey, vk: TileVerifyingKey, keys_s: f64, total: I
     println!("verdict: {}", verdict.verdict.as_str());
     let code = match report {
         Ok(report) => {
-            let passed = report.checks.iter().filter(|c| c.passed()).count();
-            println!("audit: {passed} checks passed, verifier key pinned: {}", report.verifiers_pinned);
+            let names: Vec<&str> = report.checks.iter().filter(|c| c.passed()).map(|c| c.name).collect();
+            println!("audit (offline, from the file, with A and B, verifier key pinned): {}", names.join(", "));
             println!("audit: ok");
             if verdict.verdict == Verdict::Approved { ExitCode::SUCCESS } else { ExitCode::from(1) }
         }
         Err(e) => {
-            println!("audit: FAILED: {e}");
+            println!("audit: FAILED: {e:#}");
             ExitCode::from(1)
         }
     };

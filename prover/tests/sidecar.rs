@@ -1,0 +1,296 @@
+//! The prover sidecar over real gRPC on loopback: a verifier node (SQLite ledger in a
+//! temporary directory), the sidecar and a consumer. An honest job is approved and paid
+//! exactly once; every refusal of the sidecar comes with the right status code and leaves
+//! nothing committed on the verifier.
+
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use matproof_circuits::{TileProvingKey, TileVerifyingKey, development_setup};
+use matproof_protocol::commit::{a_digests, b_digests, digest_tree};
+use matproof_protocol::identity::{Identity, PublicKey, Signature};
+use matproof_protocol::limits::MAX_MESSAGE_BYTES;
+use matproof_protocol::matrix::{MatrixI8, naive_product, random_i8};
+use matproof_protocol::npy::write_matrix;
+use matproof_protocol::receipt::{PURPOSE_JOB, Receipt, Verdict};
+use matproof_protocol::spec::{JobSpec, Policy, VerificationMode};
+use matproof_protocol::tiling::{CircuitShape, Tiling};
+use matproof_protocol::wire::pb;
+use matproof_prover::sidecar::{RunningSidecar, SidecarConfig, start};
+use matproof_verifier::ledger::ESCROW_ACCOUNT;
+use matproof_verifier::service::accounts::{consumer_account, provider_account, stake_account};
+use matproof_verifier::service::{NodeConfig, NodeLimits, RunningNode};
+use rand::SeedableRng;
+use tonic::Code;
+
+const SHAPE: CircuitShape = CircuitShape { tm: 2, tn: 2, kc: 8 };
+const PRICE: u64 = 700;
+const FUNDS: u64 = 10_000;
+const STAKE: u64 = 3_000;
+
+/// Two development key pairs for the shape (the second is "unknown" to the sidecar).
+fn keys() -> &'static [(TileProvingKey, TileVerifyingKey); 2] {
+    static KEYS: OnceLock<[(TileProvingKey, TileVerifyingKey); 2]> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        [development_setup(SHAPE, &mut rng).unwrap(), development_setup(SHAPE, &mut rng).unwrap()]
+    })
+}
+
+struct Net {
+    _dir: tempfile::TempDir,
+    node: RunningNode,
+    sidecar: RunningSidecar,
+    consumer: Identity,
+    provider_key: PublicKey,
+}
+
+impl Net {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let [(pk, vk), (_, vk2)] = keys().clone();
+        let node = matproof_verifier::service::start(NodeConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database_url: format!("sqlite://{}?mode=rwc", dir.path().join("ledger.db").display()),
+            identity: Identity::generate().unwrap(),
+            verifying_keys: vec![vk, vk2],
+            limits: NodeLimits::default(),
+        })
+        .await
+        .unwrap();
+        let consumer = Identity::generate().unwrap();
+        let provider = Identity::generate().unwrap();
+        let provider_key = provider.public_key();
+        node.ledger().deposit(&consumer_account(&consumer.public_key()), FUNDS).await.unwrap();
+        node.ledger().deposit(&stake_account(&provider_key), STAKE).await.unwrap();
+        let sidecar = start(SidecarConfig::new(node.url(), provider, vec![pk])).await.unwrap();
+        assert_eq!(sidecar.public_key(), provider_key);
+        Net { _dir: dir, node, sidecar, consumer, provider_key }
+    }
+
+    async fn stop(self) {
+        self.sidecar.shutdown().await.unwrap();
+        self.node.shutdown().await;
+    }
+
+    async fn balances(&self) -> [u64; 4] {
+        let l = self.node.ledger();
+        [
+            l.balance(&consumer_account(&self.consumer.public_key())).await.unwrap(),
+            l.balance(&provider_account(&self.provider_key)).await.unwrap(),
+            l.balance(ESCROW_ACCOUNT).await.unwrap(),
+            l.balance(&stake_account(&self.provider_key)).await.unwrap(),
+        ]
+    }
+
+    /// A signed full-mode spec for `a`, `b`, naming `provider` and pinning `vk`.
+    fn spec(&self, a: &MatrixI8, b: &MatrixI8, provider: PublicKey, vk: &TileVerifyingKey) -> (JobSpec, Signature) {
+        let tiling = Tiling::new(a.rows(), a.cols(), b.cols(), SHAPE).unwrap();
+        let deadline = SystemTime::now() + Duration::from_secs(600);
+        let spec = JobSpec {
+            m: a.rows() as u64,
+            k: a.cols() as u64,
+            n: b.cols() as u64,
+            shape: SHAPE,
+            r_a: digest_tree(&a_digests(&tiling, a).unwrap()).root(),
+            r_b: digest_tree(&b_digests(&tiling, b).unwrap()).root(),
+            vk_hash: vk.hash(),
+            policy: Policy {
+                mode: VerificationMode::Full,
+                samples: 3,
+                freivalds_rounds: 2,
+                quorum: 1,
+                target_fraud_ppm: 100_000,
+                deadline_unix_ms: deadline.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64,
+            },
+            price: PRICE,
+            slash_amount: 1_000,
+            consumer: self.consumer.public_key(),
+            provider,
+            nonce: Identity::generate().unwrap().public_key().0[..16].to_vec(),
+        };
+        spec.validate().unwrap();
+        let signature = self.consumer.sign(PURPOSE_JOB, &spec.canonical_bytes());
+        (spec, signature)
+    }
+
+    async fn verifier(&self) -> pb::verifier_client::VerifierClient<tonic::transport::Channel> {
+        pb::verifier_client::VerifierClient::connect(self.node.url())
+            .await
+            .unwrap()
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    async fn open(&self, spec: &JobSpec, signature: &Signature, a: &MatrixI8, b: &MatrixI8) -> [u8; 32] {
+        let response = self
+            .verifier()
+            .await
+            .open_job(pb::OpenJobRequest {
+                spec: Some(spec.into()),
+                consumer_signature: signature.0.to_vec(),
+                a_npy: npy(a),
+                b_npy: npy(b),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        response.job_id.try_into().unwrap()
+    }
+
+    async fn submit(&self, request: pb::SubmitJobRequest) -> Result<pb::SubmitJobResponse, tonic::Status> {
+        let mut client = pb::prover_sidecar_client::ProverSidecarClient::connect(self.sidecar.url())
+            .await
+            .unwrap()
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        client.submit_job(request).await.map(|r| r.into_inner())
+    }
+
+    async fn status(&self, job_id: &[u8; 32]) -> pb::JobStatus {
+        self.verifier()
+            .await
+            .get_job_status(pb::JobStatusRequest { job_id: job_id.to_vec() })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+}
+
+fn npy(m: &MatrixI8) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_matrix(&mut out, m).unwrap();
+    out
+}
+
+fn request(spec: &JobSpec, signature: &Signature, a: &MatrixI8, b: &MatrixI8) -> pb::SubmitJobRequest {
+    pb::SubmitJobRequest {
+        spec: Some(spec.into()),
+        consumer_signature: signature.0.to_vec(),
+        a_npy: npy(a),
+        b_npy: npy(b),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honest_job_is_approved_and_paid_exactly_once() {
+    let net = Net::start().await;
+    let (a, b) = (random_i8(7, 8, 1).unwrap(), random_i8(8, 5, 2).unwrap());
+    let (spec, signature) = net.spec(&a, &b, net.provider_key, &keys()[0].1);
+    let before = net.balances().await;
+    assert_eq!(before, [FUNDS, 0, 0, STAKE]);
+    let job_id = net.open(&spec, &signature, &a, &b).await;
+    assert_eq!(job_id, spec.job_id());
+    assert_eq!(net.balances().await, [FUNDS - PRICE, 0, PRICE, STAKE]);
+
+    let response = net.submit(request(&spec, &signature, &a, &b)).await.unwrap();
+    assert_eq!(response.job_id, job_id.to_vec());
+    let receipt = Receipt::try_from(response.receipt.as_ref().unwrap()).unwrap();
+    assert_eq!(receipt.spec, spec);
+    assert_eq!(receipt.verdicts.len(), 1);
+    assert_eq!(receipt.verdicts[0].verdict, Verdict::Approved, "{}", receipt.verdicts[0].reason);
+    receipt.verdicts[0].verify().unwrap();
+    assert_eq!(receipt.verdicts[0].verifier_key, net.node.verifier_key());
+    assert_eq!(receipt.openings.len(), 3);
+    // The committed R_C is the one of the true product.
+    let tiling = spec.tiling().unwrap();
+    let c = naive_product(&a, &b).unwrap();
+    assert_eq!(receipt.r_c, matproof_protocol::commit::c_tree(&tiling, &c).unwrap().root());
+
+    let paid = [FUNDS - PRICE, PRICE, 0, STAKE];
+    assert_eq!(net.balances().await, paid);
+    net.node.ledger().conservation_check().await.unwrap();
+    let status = net.status(&job_id).await;
+    assert_eq!((status.state.as_str(), status.escrow.as_str()), ("approved", "posted"));
+
+    // The same job again: same R_C, same challenge, the stored verdict, no second payment.
+    let again = net.submit(request(&spec, &signature, &a, &b)).await.unwrap();
+    let again = Receipt::try_from(again.receipt.as_ref().unwrap()).unwrap();
+    assert_eq!(again.verdicts[0].verdict, Verdict::Approved);
+    assert_eq!(again.r_c, receipt.r_c);
+    assert_eq!(net.balances().await, paid);
+    net.node.ledger().conservation_check().await.unwrap();
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_have_the_right_code_and_commit_nothing() {
+    let net = Net::start().await;
+    let (a, b) = (random_i8(6, 8, 3).unwrap(), random_i8(8, 6, 4).unwrap());
+    let (vk, other_vk) = (&keys()[0].1, &keys()[1].1);
+
+    // Each case: a job opened honestly on the verifier, then a bad submission to the sidecar.
+    let mut opened = Vec::new();
+
+    // A differs from the data R_A commits to.
+    let (spec, signature) = net.spec(&a, &b, net.provider_key, vk);
+    opened.push(net.open(&spec, &signature, &a, &b).await);
+    let mut other_a = a.clone();
+    other_a.as_mut_slice()[0] = other_a.as_slice()[0].wrapping_add(1);
+    let err = net.submit(request(&spec, &signature, &other_a, &b)).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("a_npy") && err.message().contains("r_a"), "{}", err.message());
+
+    // B likewise.
+    let mut other_b = b.clone();
+    other_b.as_mut_slice()[5] = other_b.as_slice()[5].wrapping_sub(1);
+    let err = net.submit(request(&spec, &signature, &a, &other_b)).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("b_npy"), "{}", err.message());
+
+    // A bad consumer signature.
+    let mut bad = signature;
+    bad.0[10] ^= 1;
+    let err = net.submit(request(&spec, &bad, &a, &b)).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    assert!(err.message().contains("consumer_signature"), "{}", err.message());
+
+    // A spec naming another provider.
+    let stranger = Identity::generate().unwrap().public_key();
+    let (spec2, signature2) = net.spec(&a, &b, stranger, vk);
+    opened.push(net.open(&spec2, &signature2, &a, &b).await);
+    let err = net.submit(request(&spec2, &signature2, &a, &b)).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("provider"), "{}", err.message());
+
+    // A verifying key the verifier holds but the sidecar has no proving key for.
+    let (spec3, signature3) = net.spec(&a, &b, net.provider_key, other_vk);
+    opened.push(net.open(&spec3, &signature3, &a, &b).await);
+    let err = net.submit(request(&spec3, &signature3, &a, &b)).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("proving key"), "{}", err.message());
+
+    // Malformed fields are named.
+    let mut no_spec = request(&spec, &signature, &a, &b);
+    no_spec.spec = None;
+    let err = net.submit(no_spec).await.unwrap_err();
+    assert_eq!((err.code(), err.message()), (Code::InvalidArgument, "invalid field spec: missing"));
+    let mut short_r_a = request(&spec, &signature, &a, &b);
+    short_r_a.spec.as_mut().unwrap().r_a.pop();
+    let err = net.submit(short_r_a).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().starts_with("invalid field spec.r_a"), "{}", err.message());
+    let mut garbage = request(&spec, &signature, &a, &b);
+    garbage.b_npy = b"not a numpy file".to_vec();
+    let err = net.submit(garbage).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().starts_with("invalid field b_npy"), "{}", err.message());
+    let mut wrong_shape = request(&spec, &signature, &a, &b);
+    wrong_shape.a_npy = npy(&random_i8(6, 7, 9).unwrap());
+    let err = net.submit(wrong_shape).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().starts_with("invalid field a_npy"), "{}", err.message());
+
+    // Nothing reached the verifier: every job is still open, uncommitted, its escrow pending.
+    for job_id in &opened {
+        let status = net.status(job_id).await;
+        assert_eq!((status.state.as_str(), status.escrow.as_str()), ("opened", "pending"), "{}", hex(job_id));
+        assert!(status.r_c.is_empty());
+    }
+    assert_eq!(net.balances().await, [FUNDS - 3 * PRICE, 0, 3 * PRICE, STAKE]);
+    net.node.ledger().conservation_check().await.unwrap();
+    net.stop().await;
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

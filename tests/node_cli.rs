@@ -1,0 +1,227 @@
+//! The node commands end to end, as processes: `matproof verifier serve` in the background,
+//! `verifier fund`, `prover run` on a tiny job (approved, receipt written and audited),
+//! `job status`; then `prover serve` in the background and `job open --sidecar`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use matproof_protocol::matrix::random_i8;
+use matproof_protocol::npy::write_matrix_file;
+
+fn matproof(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_matproof")).args(args).output().expect("run matproof")
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = matproof(args);
+    assert!(out.status.success(), "matproof {}: {}", args.join(" "), text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The value after `prefix` on the first line that starts with it.
+fn field(output: &str, prefix: &str) -> String {
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no line starting with {prefix:?} in:\n{output}"))
+        .trim()
+        .to_string()
+}
+
+/// A background `matproof` process, stopped with SIGTERM (as by Ctrl-C) when dropped.
+struct Background {
+    child: Child,
+}
+
+impl Background {
+    /// Starts `matproof args` and waits for a stdout line starting with `ready`; returns the
+    /// rest of that line.
+    fn start(args: &[&str], ready: &str) -> (Self, String) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_matproof"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn matproof");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let ready = ready.to_string();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix(&ready) {
+                    let _ = tx.send(rest.trim().to_string());
+                }
+            }
+        });
+        let background = Background { child };
+        let value = rx.recv_timeout(Duration::from_secs(60)).expect("the server did not report its address");
+        (background, value)
+    }
+
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "a background server exited with {status}");
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn s(path: &Path) -> String {
+    path.display().to_string()
+}
+
+fn write_job(dir: &Path, name: &str, keys: &Path) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        format!(
+            "# a tiny job\n\
+             a = \"a.npy\"\n\
+             b = \"b.npy\"\n\
+             tile = \"2x2\"\n\
+             kc = 8\n\
+             mode = \"full\"\n\
+             samples = 3\n\
+             price = 250\n\
+             slash_amount = 100\n\
+             consumer_identity = \"consumer.key\"\n\
+             provider_identity = \"provider.key\"\n\
+             keys = {:?}\n",
+            s(keys)
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn verifier_serve_fund_prover_run_and_sidecar() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let keys = root.join("keys");
+    ok(&["setup", "--tile", "2x2", "--k", "8", "--out", &s(&keys)]);
+    write_matrix_file(&root.join("a.npy"), &random_i8(5, 8, 1).unwrap()).unwrap();
+    write_matrix_file(&root.join("b.npy"), &random_i8(8, 6, 2).unwrap()).unwrap();
+    let job = write_job(root, "job.toml", &keys);
+
+    let accounts = ok(&["job", "accounts", "--job", &s(&job)]);
+    let consumer = field(&accounts, "consumer:");
+    let stake = field(&accounts, "stake:");
+    assert!(consumer.starts_with("consumer-") && stake.starts_with("stake-"), "{accounts}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(root.join("consumer.key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "identity files are private");
+    }
+
+    let db = format!("sqlite://{}?mode=rwc", s(&root.join("ledger.db")));
+    let verifier_key = root.join("verifier.key");
+    let (verifier, url) = Background::start(
+        &[
+            "verifier",
+            "serve",
+            "--db",
+            &db,
+            "--listen",
+            "127.0.0.1:0",
+            "--keys",
+            &s(&keys),
+            "--identity",
+            &s(&verifier_key),
+        ],
+        "verifier node listening on",
+    );
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+
+    // Not funded: OpenJob is refused and the command says why.
+    let out = matproof(&["prover", "run", "--verifier", &url, "--job", &s(&job)]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("OpenJob"), "{}", text(&out));
+
+    let funded = ok(&["verifier", "fund", "--db", &db, "--account", &consumer, "--amount", "1000"]);
+    assert!(funded.contains("balance 1000"), "{funded}");
+    ok(&["verifier", "fund", "--db", &db, "--account", &stake, "--amount", "500"]);
+
+    let receipt = root.join("job.receipt");
+    let run = ok(&["prover", "run", "--verifier", &url, "--job", &s(&job), "--receipt", &s(&receipt)]);
+    assert!(run.lines().any(|l| l == "verdict: approved"), "{run}");
+    let job_id = field(&run, "job_id:");
+    assert_eq!(job_id.len(), 64);
+
+    let status = ok(&["job", "status", "--verifier", &url, "--job-id", &job_id]);
+    assert_eq!(field(&status, "state:"), "approved", "{status}");
+    assert_eq!(field(&status, "escrow:"), "posted", "{status}");
+
+    let audit = ok(&[
+        "audit",
+        &s(&receipt),
+        "--keys",
+        &s(&keys),
+        "--a",
+        &s(&root.join("a.npy")),
+        "--b",
+        &s(&root.join("b.npy")),
+    ]);
+    assert!(audit.contains("approved"), "{audit}");
+
+    // The sidecar as a service, and a consumer that opens a job and submits it there.
+    let provider_key = root.join("provider.key");
+    let (sidecar, sidecar_url) = Background::start(
+        &[
+            "prover",
+            "serve",
+            "--verifier",
+            &url,
+            "--listen",
+            "127.0.0.1:0",
+            "--keys",
+            &s(&keys),
+            "--identity",
+            &s(&provider_key),
+        ],
+        "prover sidecar listening on",
+    );
+    let receipt2 = root.join("job2.receipt");
+    let opened = ok(&[
+        "job",
+        "open",
+        "--verifier",
+        &url,
+        "--job",
+        &s(&job),
+        "--sidecar",
+        &sidecar_url,
+        "--receipt",
+        &s(&receipt2),
+    ]);
+    assert!(opened.lines().any(|l| l == "verdict: approved"), "{opened}");
+    let job2 = field(&opened, "job_id:");
+    assert_ne!(job2, job_id, "a fresh nonce makes a new job");
+    assert!(receipt2.exists());
+    let status = ok(&["job", "status", "--verifier", &url, "--job-id", &job2]);
+    assert_eq!(field(&status, "escrow:"), "posted", "{status}");
+
+    sidecar.stop();
+    verifier.stop();
+
+    // Two jobs of 250 paid out of 1000, the stake untouched, nothing left in escrow.
+    let after = ok(&["verifier", "fund", "--db", &db, "--account", &consumer, "--amount", "1"]);
+    assert!(after.contains("balance 501"), "{after}");
+}
