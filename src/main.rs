@@ -6,6 +6,7 @@ mod audit;
 mod bench;
 mod commands;
 mod demo;
+mod gpu;
 mod job;
 mod prover_cmd;
 mod setup;
@@ -123,6 +124,11 @@ enum Command {
         #[command(subcommand)]
         command: job::JobCommand,
     },
+    /// CUDA: what was found and which backend will run (`matproof gpu info`).
+    Gpu {
+        #[command(subcommand)]
+        command: gpu::GpuCommand,
+    },
     /// Benchmarks (median of repeated runs on seeded data).
     Bench {
         /// What to measure.
@@ -143,6 +149,9 @@ enum Command {
         /// Circuit depth kc (bench prove).
         #[arg(long, default_value_t = 512)]
         k: usize,
+        /// Backend for bench gemm: cpu, cuda, or auto (the best available).
+        #[arg(long, value_enum, default_value_t = bench::BackendChoice::Cpu)]
+        backend: bench::BackendChoice,
     },
 }
 
@@ -174,7 +183,10 @@ fn main() -> ExitCode {
         Command::Prover { command } => prover_cmd::dispatch(command),
         Command::Job { command } => job::dispatch(command),
         Command::Audit(args) => audit::run(&args),
-        Command::Bench { what, n, runs, json, tile, k } => bench::run(what, n, runs as usize, json, &tile, k),
+        Command::Bench { what, n, runs, json, tile, k, backend } => {
+            bench::run(what, n, runs as usize, json, &tile, k, backend)
+        }
+        Command::Gpu { command } => gpu::run(command),
     };
     match result {
         Ok(code) => code,

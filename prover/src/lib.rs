@@ -4,8 +4,9 @@
 //!
 //! [`respond`] opens and proves the sampled tiles of a committed job. With feature
 //! `sidecar`, the `sidecar` module is the gRPC prover sidecar that runs jobs against a verifier
-//! node (the plain library needs no tokio or tonic). Later: the CUDA backend (behind a
-//! feature, through `matproof-gpu-kernels`).
+//! node (the plain library needs no tokio or tonic). With feature `cuda`, [`cuda`] holds the CUDA
+//! backend (through `matproof-gpu-kernels`); [`best_backend`] picks it when a GPU is usable
+//! and the CPU otherwise, saying which and why.
 //!
 //! `unsafe` is denied except in the explicit SIMD kernels of [`cpu`], each block with a
 //! `SAFETY:` comment.
@@ -13,9 +14,13 @@
 
 pub mod backend;
 pub mod cpu;
+pub mod cuda;
 pub mod respond;
 #[cfg(feature = "sidecar")]
 pub mod sidecar;
 
 pub use backend::{Backend, BackendError, CpuBackend, Execution, execute};
+pub use cuda::best_backend;
+#[cfg(feature = "cuda")]
+pub use cuda::{CudaBackend, CudaError};
 pub use respond::{CommittedJob, RespondError};

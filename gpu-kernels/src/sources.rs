@@ -1,0 +1,63 @@
+//! The CUDA C sources, embedded at build time, and what each one needs.
+
+/// One `.cu` file: a translation unit that NVRTC compiles to one PTX module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelSource {
+    /// Short name (the file stem), used in cache file names and messages.
+    pub name: &'static str,
+    /// The CUDA C source.
+    pub source: &'static str,
+    /// Lowest compute capability (`major·10 + minor`) the source compiles for.
+    pub min_sm: u32,
+    /// The `extern "C"` kernels it defines.
+    pub functions: &'static [&'static str],
+}
+
+/// Operand packing (zero padding, B transposed to K-contiguous columns).
+pub const PACK: KernelSource = KernelSource {
+    name: "pack",
+    source: include_str!("../kernels/pack.cu"),
+    min_sm: 61,
+    functions: &["pack_rows_i8", "pack_transpose_i8"],
+};
+
+/// int8 GEMM on tensor cores (`mma.sync.m16n8k32.s8`), sm_80 and newer.
+pub const GEMM_MMA: KernelSource = KernelSource {
+    name: "gemm_mma",
+    source: include_str!("../kernels/gemm_mma.cu"),
+    min_sm: 80,
+    functions: &["gemm_i8_mma"],
+};
+
+/// int8 GEMM with `dp4a`, the fallback for sm_61 to sm_75.
+pub const GEMM_DP4A: KernelSource = KernelSource {
+    name: "gemm_dp4a",
+    source: include_str!("../kernels/gemm_dp4a.cu"),
+    min_sm: 61,
+    functions: &["gemm_i8_dp4a"],
+};
+
+/// SHA-256 leaf hashes of the C tiles (DESIGN §3).
+pub const LEAF_SHA256: KernelSource = KernelSource {
+    name: "leaf_sha256",
+    source: include_str!("../kernels/leaf_sha256.cu"),
+    min_sm: 61,
+    functions: &["c_leaf_hashes"],
+};
+
+/// Freivalds projections over `2^61 − 1` (`C·r`, and `i8` matrices for `B·r`, `A·x`).
+pub const FREIVALDS: KernelSource = KernelSource {
+    name: "freivalds",
+    source: include_str!("../kernels/freivalds.cu"),
+    min_sm: 61,
+    functions: &["project_i32", "project_i8"],
+};
+
+/// Every kernel source.
+pub const ALL: [KernelSource; 5] = [PACK, GEMM_MMA, GEMM_DP4A, LEAF_SHA256, FREIVALDS];
+
+/// The sources a device of compute capability `sm` uses (the GEMM kernel picked by `sm`).
+pub fn for_sm(sm: u32) -> Vec<KernelSource> {
+    let gemm = if sm >= GEMM_MMA.min_sm { GEMM_MMA } else { GEMM_DP4A };
+    vec![PACK, gemm, LEAF_SHA256, FREIVALDS]
+}

@@ -1,0 +1,123 @@
+//! GPU tests: bit-exact against the CPU backend and the protocol's references. They need a
+//! CUDA device; without one each test prints one line and returns.
+
+use matproof_protocol::commit::c_leaf_hashes;
+use matproof_protocol::freivalds::{self, Path as FreivaldsPath};
+use matproof_protocol::matrix::{MatrixI8, MatrixI32, random_i8};
+use matproof_protocol::tiling::{CircuitShape, Tiling};
+use matproof_protocol::transcript::Challenge;
+
+use super::CudaBackend;
+use crate::{Backend, CpuBackend, execute};
+
+fn gpu() -> Option<CudaBackend> {
+    match CudaBackend::new() {
+        Ok(gpu) => {
+            println!("GPU: {} ({})", gpu.name(), gpu.describe());
+            Some(gpu)
+        }
+        Err(e) => {
+            println!("skipped: no usable GPU ({e})");
+            None
+        }
+    }
+}
+
+const SHAPES: &[(usize, usize, usize)] = &[
+    (1, 1, 1),
+    (17, 33, 65),
+    (130, 70, 90),
+    (256, 256, 256),
+    (3, 1000, 5),
+    (129, 65, 127),
+    (1, 4096, 300),
+    (200, 31, 1),
+];
+
+fn vectors(rounds: usize, n: usize, seed: u8) -> Vec<Vec<u64>> {
+    Challenge { job_id: [seed; 32], r_c: [1; 32], seed: [2; 32] }.freivalds_vectors(rounds, n).unwrap()
+}
+
+#[test]
+fn gemm_is_bit_exact_with_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let cpu = CpuBackend::best();
+    for (index, &(m, k, n)) in SHAPES.iter().enumerate() {
+        let a = random_i8(m, k, 2 * index as u64 + 1).unwrap();
+        let b = random_i8(k, n, 2 * index as u64 + 2).unwrap();
+        let expected = cpu.gemm(&a, &b).unwrap();
+        let got = gpu.try_gemm(&a, &b).unwrap_or_else(|e| panic!("{m}x{k}x{n}: {e}"));
+        assert_eq!(got, expected, "{m}x{k}x{n}");
+    }
+}
+
+#[test]
+fn gemm_extremes_wrap_like_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let cpu = CpuBackend::best();
+    // k = 2^17 with every entry −128: the one sum that wraps i32.
+    for (m, k, n, value) in [(3, 1 << 17, 2, -128i8), (70, 1000, 130, 127), (5, 513, 9, -128)] {
+        let a = MatrixI8::from_vec(m, k, vec![value; m * k]).unwrap();
+        let b = MatrixI8::from_vec(k, n, vec![-128; k * n]).unwrap();
+        assert_eq!(gpu.try_gemm(&a, &b).unwrap(), cpu.gemm(&a, &b).unwrap(), "{m}x{k}x{n} of {value}");
+    }
+}
+
+#[test]
+fn leaf_hashes_equal_the_protocol() {
+    let Some(gpu) = gpu() else { return };
+    let cpu = CpuBackend::best();
+    for (index, &(m, k, n)) in SHAPES.iter().enumerate() {
+        let a = random_i8(m, k, 100 + index as u64).unwrap();
+        let b = random_i8(k, n, 200 + index as u64).unwrap();
+        let c = cpu.gemm(&a, &b).unwrap();
+        for (tm, tn) in [(1, 1), (4, 4), (8, 8), (3, 5), (16, 1), (32, 64)] {
+            let tiling = Tiling::new(m, k, n, CircuitShape { tm, tn, kc: k }).unwrap();
+            let expected = c_leaf_hashes(&tiling, &c).unwrap();
+            let got = gpu.try_c_leaf_hashes(&tiling, &c).unwrap();
+            assert_eq!(got, expected, "{m}x{n} tiles {tm}x{tn}");
+            assert_eq!(gpu.c_tree(&tiling, &c).unwrap().root(), cpu.c_tree(&tiling, &c).unwrap().root());
+        }
+    }
+}
+
+#[test]
+fn projections_equal_the_reference() {
+    let Some(gpu) = gpu() else { return };
+    for (index, &(m, _, n)) in SHAPES.iter().enumerate() {
+        let values: Vec<i32> = (0..m * n)
+            .map(|i| match i % 7 {
+                0 => i32::MIN,
+                1 => i32::MAX,
+                2 => -1,
+                _ => (i as i32).wrapping_mul(-1_640_531_527),
+            })
+            .collect();
+        let c = MatrixI32::from_vec(m, n, values).unwrap();
+        for rounds in [1, 2, 5] {
+            let v = vectors(rounds, n, index as u8);
+            let expected = freivalds::reference::project_i32(c.as_slice(), m, n, &v);
+            assert_eq!(gpu.try_project_c(&c, &v).unwrap(), expected, "{m}x{n}, {rounds} rounds");
+        }
+        let a = random_i8(m, n, 300 + index as u64).unwrap();
+        let v = vectors(3, n, index as u8);
+        let flat: Vec<u64> = v.iter().flatten().copied().collect();
+        let got = gpu.device().project_i8(a.as_slice(), m, n, &flat, 3).unwrap();
+        let expected = freivalds::project_i8(a.as_slice(), m, n, &v, FreivaldsPath::Portable).unwrap();
+        assert_eq!(got, expected.concat(), "i8 {m}x{n}");
+    }
+}
+
+#[test]
+fn execute_on_the_gpu_matches_the_cpu_end_to_end() {
+    let Some(gpu) = gpu() else { return };
+    let a = random_i8(300, 200, 7).unwrap();
+    let b = random_i8(200, 170, 8).unwrap();
+    let tiling = Tiling::new(300, 200, 170, CircuitShape { tm: 8, tn: 8, kc: 200 }).unwrap();
+    let v = vectors(2, 170, 9);
+    let on_gpu = execute(&gpu, &tiling, &a, &b, &v).unwrap();
+    let on_cpu = execute(&CpuBackend::best(), &tiling, &a, &b, &v).unwrap();
+    assert_eq!(on_gpu.c, on_cpu.c);
+    assert_eq!(on_gpu.c_tree.root(), on_cpu.c_tree.root());
+    assert_eq!(gpu.fallbacks(), 0, "every call ran on the GPU");
+}
