@@ -27,6 +27,9 @@ use crate::respond::{CommittedJob, RespondError};
 /// at most 5 bytes on the wire). Whole rows always: a row longer than this goes alone.
 pub const RESPONSE_CHUNK_BYTES: usize = 4 << 20;
 
+/// The longest the sidecar waits for one verifier call (a `Respond` stream included).
+pub const VERIFIER_CALL_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// Freivalds rounds of the provider's self-check (each lets a wrong `C` pass with
 /// probability ≤ 2^-61).
 pub const SELF_CHECK_ROUNDS: usize = 2;
@@ -335,7 +338,8 @@ pub fn check_submission(
 pub async fn connect_verifier(url: &str) -> Result<pb::verifier_client::VerifierClient<Channel>, SidecarError> {
     let connect_error = |reason: String| SidecarError::Connect { url: url.to_string(), reason };
     let endpoint = Endpoint::from_shared(url.to_string()).map_err(|e| connect_error(e.to_string()))?;
-    let channel = endpoint.connect_timeout(Duration::from_secs(10)).connect().await.map_err(|e| {
+    let endpoint = endpoint.connect_timeout(Duration::from_secs(10)).timeout(VERIFIER_CALL_TIMEOUT).tcp_nodelay(true);
+    let channel = endpoint.connect().await.map_err(|e| {
         connect_error(format!("{e} ({})", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default()))
     })?;
     Ok(pb::verifier_client::VerifierClient::new(channel)

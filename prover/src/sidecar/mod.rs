@@ -18,8 +18,8 @@
 mod job;
 
 pub use job::{
-    JobOutcome, Phase, Progress, ProvingKeys, RESPONSE_CHUNK_BYTES, SELF_CHECK_ROUNDS, SidecarError, check_submission,
-    connect_verifier, parse_npy_i8, run_job,
+    JobOutcome, Phase, Progress, ProvingKeys, RESPONSE_CHUNK_BYTES, SELF_CHECK_ROUNDS, SidecarError,
+    VERIFIER_CALL_TIMEOUT, check_submission, connect_verifier, parse_npy_i8, run_job,
 };
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -240,4 +240,46 @@ pub async fn start(config: SidecarConfig) -> Result<RunningSidecar, SidecarError
         },
     ));
     Ok(RunningSidecar { addr, public_key, stop: Some(stop), task })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn service(max_jobs_in_flight: usize) -> SidecarService {
+        let shape = matproof_protocol::tiling::CircuitShape { tm: 1, tn: 1, kc: 2 };
+        let (pk, _) = matproof_circuits::development_setup(shape, &mut rand::rngs::StdRng::seed_from_u64(1)).unwrap();
+        let mut config = SidecarConfig::new("http://127.0.0.1:9", Identity::from_seed([3; 32]), vec![pk]);
+        config.max_jobs_in_flight = max_jobs_in_flight;
+        SidecarService::new(config).unwrap()
+    }
+
+    #[tokio::test]
+    async fn jobs_beyond_the_bound_are_refused_as_resource_exhausted() {
+        let service = service(1);
+        let _running = Arc::clone(&service.inner.permits).try_acquire_owned().unwrap();
+        let err = service.submit(pb::SubmitJobRequest::default()).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err}");
+        drop(_running);
+        // With the permit free, the same empty request gets as far as validation.
+        let err = service.submit(pb::SubmitJobRequest::default()).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
+        assert_eq!(err.to_string(), "invalid field spec: missing");
+    }
+
+    #[test]
+    fn bad_configurations_are_refused() {
+        let shape = matproof_protocol::tiling::CircuitShape { tm: 1, tn: 1, kc: 2 };
+        let (pk, _) = matproof_circuits::development_setup(shape, &mut rand::rngs::StdRng::seed_from_u64(2)).unwrap();
+        let mut config = SidecarConfig::new("http://127.0.0.1:9", Identity::from_seed([3; 32]), vec![pk.clone()]);
+        config.max_jobs_in_flight = 0;
+        assert!(SidecarService::new(config).is_err());
+        assert!(
+            SidecarService::new(SidecarConfig::new("http://127.0.0.1:9", Identity::from_seed([3; 32]), vec![]))
+                .is_err()
+        );
+        assert!(SidecarService::new(SidecarConfig::new("not a url", Identity::from_seed([3; 32]), vec![pk])).is_err());
+        assert_eq!(service(2).keys().len(), 1);
+    }
 }
