@@ -734,8 +734,28 @@ fn child_node_process() {
     });
 }
 
+/// A child node process, killed (SIGKILL) when dropped.
 #[cfg(feature = "fault-injection")]
-fn spawn_child(url: &str, seed: [u8; 32], pause_ms: Option<u64>) -> (std::process::Child, String) {
+struct ChildNode(std::process::Child);
+
+#[cfg(feature = "fault-injection")]
+impl ChildNode {
+    fn kill(&mut self) {
+        self.0.kill().expect("SIGKILL");
+        self.0.wait().expect("reap");
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl Drop for ChildNode {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+fn spawn_child(url: &str, seed: [u8; 32], pause_ms: Option<u64>) -> (ChildNode, String) {
     use std::io::BufRead;
     let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
     cmd.args(["--exact", "child_node_process", "--nocapture", "--test-threads=1"])
@@ -746,13 +766,14 @@ fn spawn_child(url: &str, seed: [u8; 32], pause_ms: Option<u64>) -> (std::proces
         Some(ms) => cmd.env("MATPROOF_TEST_PAUSE_AFTER_VERDICT_MS", ms.to_string()),
         None => cmd.env_remove("MATPROOF_TEST_PAUSE_AFTER_VERDICT_MS"),
     };
-    let mut child = cmd.spawn().expect("spawn the node");
-    let stdout = child.stdout.take().unwrap();
+    let mut child = ChildNode(cmd.spawn().expect("spawn the node"));
+    let stdout = child.0.stdout.take().unwrap();
     let mut lines = std::io::BufReader::new(stdout).lines();
     let url = loop {
         let line = lines.next().expect("the node printed its address").unwrap();
-        if let Some(url) = line.strip_prefix("listening on ") {
-            break url.to_string();
+        // libtest prints "test child_node_process ... " on the same line.
+        if let Some((_, url)) = line.split_once("listening on ") {
+            break url.trim().to_string();
         }
     };
     // Keep draining the child's stdout so it never blocks on a full pipe.
@@ -791,8 +812,7 @@ async fn killed_between_verdict_and_settlement() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert!(recorded, "the verdict was recorded");
-        child.kill().expect("SIGKILL");
-        child.wait().unwrap();
+        child.kill();
         assert!(pending.await.unwrap().is_err(), "the killed node answered nothing");
         let tr = ledger.transfer(&job.job_id()).await.unwrap();
         assert_eq!(tr.state, TransferState::Pending, "nothing released before the kill");
@@ -815,13 +835,11 @@ async fn killed_between_verdict_and_settlement() {
         assert_eq!(balances(&ledger, &parties.consumer.public_key(), &parties.provider.public_key()).await, paid);
         conserved(&ledger).await;
         // And once more after a second restart.
-        child.kill().unwrap();
-        child.wait().unwrap();
+        child.kill();
         let (mut child, _url) = spawn_child(&t.url, seed, None);
         assert_eq!(balances(&ledger, &parties.consumer.public_key(), &parties.provider.public_key()).await, paid);
         conserved(&ledger).await;
-        child.kill().unwrap();
-        child.wait().unwrap();
+        child.kill();
         ledger.close().await;
         t.finish().await;
     }
