@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Line-for-line Python emulation of the indexing in gpu-kernels/kernels/*.cu, checked against
+numpy and hashlib: the leaf message layout and padding, the SHA-256 rounds (with the K table
+read from leaf_sha256.cu), the Freivalds 128-bit reduction and signed trick, and the tensor-core
+GEMM (packing, cp.async chunks, padded shared rows, m16n8k32 fragments, guarded stores).
+Run by hand (needs numpy): python3 gpu-kernels/tools/emulate_kernels.py. Not a GPU test."""
+
+import hashlib, os, random, re
+HERE = os.path.dirname(os.path.abspath(__file__))
+src=open(os.path.join(HERE, '..', 'kernels', 'leaf_sha256.cu')).read()
+K=[int(x,16) for x in re.findall(r'0x([0-9a-f]{8})u', src[src.index('K256'):src.index('};')])]
+assert len(K)==64
+M=0xffffffff
+def rotr(x,r): return ((x>>r)|(x<<(32-r)))&M
+def sha(msg):
+    h=[0x6a09e667,0xbb67ae85,0x3c6ef372,0xa54ff53a,0x510e527f,0x9b05688c,0x1f83d9ab,0x5be0cd19]
+    L=len(msg); padded=((L+8)//64+1)*64
+    pm=msg+b"\x80"+b"\0"*(padded-L-9)+(L*8).to_bytes(8,'big')
+    assert len(pm)==padded
+    for blk in range(0,padded,64):
+        w=[int.from_bytes(pm[blk+4*i:blk+4*i+4],'big') for i in range(16)]
+        a,b,cc,d,e,f,g,hh=h
+        for i in range(64):
+            if i<16: wi=w[i]
+            else:
+                w15=w[(i-15)&15]; w2=w[(i-2)&15]
+                s0=rotr(w15,7)^rotr(w15,18)^(w15>>3); s1=rotr(w2,17)^rotr(w2,19)^(w2>>10)
+                wi=(w[i&15]+s0+w[(i-7)&15]+s1)&M; w[i&15]=wi
+            S1=rotr(e,6)^rotr(e,11)^rotr(e,25); ch=(e&f)^(~e&M&g)
+            t1=(hh+S1+ch+K[i]+wi)&M; S0=rotr(a,2)^rotr(a,13)^rotr(a,22); maj=(a&b)^(a&cc)^(b&cc)
+            hh=g; g=f; f=e; e=(d+t1)&M; d=cc; cc=b; b=a; a=(t1+S0+maj)&M
+        h=[(x+y)&M for x,y in zip(h,[a,b,cc,d,e,f,g,hh])]
+    return b"".join(x.to_bytes(4,'big') for x in h)
+for L in list(range(0,200))+[1000,4126]:
+    msg=bytes(random.getrandbits(8) for _ in range(L))
+    assert sha(msg)==hashlib.sha256(msg).digest(),L
+print("sha ok")
+
+import struct
+def leaf_ref(c, m, n, tm, tn, I, J):
+    tile = []
+    for r in range(tm):
+        for cc in range(tn):
+            row, col = I*tm+r, J*tn+cc
+            tile.append(c[row*n+col] if row<m and col<n else 0)
+    leaf = b"matproof/v1/c"+struct.pack("<QQ",I,J)+b"".join(struct.pack("<i",v) for v in tile)
+    return hashlib.sha256(b"\x00"+leaf).digest()
+def prefix_byte(p):
+    lo=0x666f6f727074616d; hi=0x00000000632f31762f
+    return ((lo if p<8 else hi) >> (8*(p&7))) & 0xff
+def leaf_emu(c,m,n,tm,tn,I,J):
+    L=30+4*tm*tn; padded=((L+8)//64+1)*64
+    def mb(p):
+        if p>=L:
+            if p==L: return 0x80
+            if p+8>=padded:
+                bits=L*8; b=p-(padded-8); return (bits>>(56-8*b))&0xff
+            return 0
+        if p==0: return 0
+        if p<14: return prefix_byte(p-1)
+        if p<22: return (I>>(8*(p-14)))&0xff
+        if p<30: return (J>>(8*(p-22)))&0xff
+        q=p-30; e=q>>2; row=I*tm+e//tn; col=J*tn+e%tn
+        v=(c[row*n+col] if row<m and col<n else 0)&0xffffffff
+        return (v>>(8*(q&3)))&0xff
+    msg=bytes(mb(p) for p in range(padded))
+    # verify padding equals what sha256 would produce
+    return msg, L
+for trial in range(200):
+    m,n=random.randint(1,20),random.randint(1,20); tm,tn=random.randint(1,9),random.randint(1,9)
+    c=[random.randint(-2**31,2**31-1) for _ in range(m*n)]
+    I=random.randrange((m+tm-1)//tm); J=random.randrange((n+tn-1)//tn)
+    msg,L=leaf_emu(c,m,n,tm,tn,I,J)
+    leaf=b"matproof/v1/c"+struct.pack("<QQ",I,J)
+    tile=[]
+    for r in range(tm):
+        for cc in range(tn):
+            row,col=I*tm+r,J*tn+cc
+            tile.append(c[row*n+col] if row<m and col<n else 0)
+    full=b"\x00"+leaf+b"".join(struct.pack("<i",v) for v in tile)
+    assert msg[:L]==full, trial
+    # standard padding
+    pad=full+b"\x80"+b"\x00"*((55-len(full))%64)+struct.pack(">Q",len(full)*8)
+    assert msg==pad,(trial,len(msg),len(pad))
+print("leaf message ok")
+
+Q=(1<<61)-1; M64=(1<<64)-1
+def reduce128(lo,hi):
+    s=(lo&Q)+((lo>>61)|((hi<<3)&Q))+(hi>>58)
+    s=(s&Q)+(s>>61)
+    return s-Q if s>=Q else s
+for _ in range(20000):
+    x=random.getrandbits(random.choice([64,100,110,127,128]))
+    lo,hi=x&M64,x>>64
+    assert reduce128(lo,hi)==x%Q,(x)
+def proj(row, r):
+    acc=[0]*32
+    for j,v in enumerate(row):
+        lane=j%32
+        rr=Q-r[j] if v<0 else r[j]
+        acc[lane]=(acc[lane]+abs(v)*rr)
+    s=0
+    for a in acc:
+        assert a<2**128
+        s=(s+reduce128(a&M64,a>>64))%Q
+    return s
+for _ in range(200):
+    n=random.randint(1,300)
+    row=[random.choice([-2**31,2**31-1,-1,0,random.randint(-2**31,2**31-1)]) for _ in range(n)]
+    r=[random.choice([0,Q-1,random.randrange(Q)]) for _ in range(n)]
+    assert proj(row,r)==sum(v*x for v,x in zip(row,r))%Q
+print("ok")
+
+import numpy as np
+BM=BN=128; BK=64; SROW=80
+def rup(x,b): return (x+b-1)//b*b
+def u32(buf, off):  # little-endian word from int8 byte buffer
+    return buf[off:off+4].view(np.int8).copy()
+def mma(acc, a_regs, b_regs):
+    # a_regs[lane][4] each 4 int8; b_regs[lane][2]; acc[lane][4]
+    A=np.zeros((16,32),np.int64); B=np.zeros((32,8),np.int64)
+    for lane in range(32):
+        g,t=lane>>2,lane&3
+        a=a_regs[lane]
+        A[g, t*4:t*4+4]=a[0]; A[g+8,t*4:t*4+4]=a[1]; A[g,16+t*4:16+t*4+4]=a[2]; A[g+8,16+t*4:16+t*4+4]=a[3]
+        b=b_regs[lane]
+        B[t*4:t*4+4,g]=b[0]; B[16+t*4:16+t*4+4,g]=b[1]
+    D=A@B
+    for lane in range(32):
+        g,t=lane>>2,lane&3
+        acc[lane][0]+=D[g,2*t]; acc[lane][1]+=D[g,2*t+1]; acc[lane][2]+=D[g+8,2*t]; acc[lane][3]+=D[g+8,2*t+1]
+def run(A,B):
+    m,k=A.shape; n=B.shape[1]
+    mp,np_,kp=rup(m,BM),rup(n,BN),rup(k,BK)
+    ap=np.zeros((mp,kp),np.int8); ap[:m,:k]=A
+    btp=np.zeros((np_,kp),np.int8); btp[:n,:k]=B.T
+    ap=ap.reshape(-1); btp=btp.reshape(-1)
+    C=np.zeros((m,n),np.int64)
+    for by in range(mp//BM):
+        for bx in range(np_//BN):
+            row0,col0=by*BM,bx*BN
+            acc={(w,mi,ni):[[0]*4 for _ in range(32)] for w in range(8) for mi in range(4) for ni in range(4)}
+            for kt in range(kp//BK):
+                As=np.zeros(BM*SROW,np.int8); Bs=np.zeros(BM*SROW,np.int8)
+                for tid in range(256):
+                    for q in range(2):
+                        chunk=tid+q*256; r=chunk>>2; c16=(chunk&3)*16
+                        ga=(row0+r)*kp+kt*BK+c16; gb=(col0+r)*kp+kt*BK+c16
+                        As[r*SROW+c16:r*SROW+c16+16]=ap[ga:ga+16]; Bs[r*SROW+c16:r*SROW+c16+16]=btp[gb:gb+16]
+                for kk in (0,32):
+                    for w in range(8):
+                        wm,wn=w>>2,w&3
+                        for mi in range(4):
+                            for ni in range(4):
+                                ar=[];br=[]
+                                for lane in range(32):
+                                    g,t=lane>>2,lane&3
+                                    pb=(wn*32+ni*8+g)*SROW+kk+t*4
+                                    br.append((Bs[pb:pb+4],Bs[pb+16:pb+20]))
+                                    pa=(wm*64+mi*16+g)*SROW+kk+t*4
+                                    ar.append((As[pa:pa+4],As[pa+8*SROW:pa+8*SROW+4],As[pa+16:pa+20],As[pa+8*SROW+16:pa+8*SROW+20]))
+                                mma(acc[(w,mi,ni)],ar,br)
+            for w in range(8):
+                wm,wn=w>>2,w&3
+                for mi in range(4):
+                    for ni in range(4):
+                        for lane in range(32):
+                            g,t=lane>>2,lane&3
+                            r=row0+wm*64+mi*16+g; col=col0+wn*32+ni*8+t*2
+                            for h in range(2):
+                                rr=r+h*8
+                                if rr<m:
+                                    if col<n: C[rr,col]=acc[(w,mi,ni)][lane][2*h]
+                                    if col+1<n: C[rr,col+1]=acc[(w,mi,ni)][lane][2*h+1]
+    return C
+for (m,k,n) in [(1,1,1),(17,33,65),(130,70,90)]:
+    A=np.random.randint(-128,128,(m,k)).astype(np.int8); B=np.random.randint(-128,128,(k,n)).astype(np.int8)
+    assert (run(A,B)==A.astype(np.int64)@B.astype(np.int64)).all(),(m,k,n)
+    print("ok",m,k,n)
