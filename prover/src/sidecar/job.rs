@@ -2,7 +2,7 @@
 //! verifier, answer its challenge, collect the verdict and the receipt.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use matproof_circuits::TileProvingKey;
@@ -20,7 +20,7 @@ use matproof_protocol::transcript::Challenge;
 use matproof_protocol::wire::{WireError, pb};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::backend::{Backend, BackendError, CpuBackend, execute};
+use crate::backend::{Backend, BackendError, execute};
 use crate::respond::{CommittedJob, RespondError};
 
 /// Largest `C` rows message of a full-mode response, in bytes of payload (each `sint32` is
@@ -79,7 +79,7 @@ pub enum Progress {
     Backend {
         /// The job.
         job_id: Digest,
-        /// Its name, e.g. `cpu/avx2`.
+        /// Its name and why it was chosen, e.g. `cpu/avx2 (no usable GPU: …; using the CPU)`.
         name: String,
     },
     /// A phase ended.
@@ -271,7 +271,7 @@ pub struct JobOutcome {
     pub receipt: Receipt,
     /// The receipt as the verifier sent it (what goes on disk).
     pub receipt_wire: pb::Receipt,
-    /// The backend that computed `C`.
+    /// The backend that computed `C`, and why it was chosen.
     pub backend: String,
     /// Time per phase, in order.
     pub timings: Vec<(Phase, Duration)>,
@@ -290,9 +290,16 @@ pub fn parse_npy_i8(field: &str, bytes: &[u8]) -> Result<MatrixI8, SidecarError>
         .map_err(|e: NpyError| WireError { field: field.into(), reason: e.to_string() }.into())
 }
 
-/// The best backend this machine has.
-fn best_backend() -> Box<dyn Backend> {
-    Box::new(CpuBackend::best())
+/// The best backend this machine has ([`crate::best_backend`]: CUDA when usable, else the
+/// CPU), chosen once per process, and a line saying which and why.
+fn best_backend() -> (Arc<dyn Backend>, &'static str) {
+    static BEST: OnceLock<(Arc<dyn Backend>, String)> = OnceLock::new();
+    let (backend, line) = BEST.get_or_init(|| {
+        let (backend, line) = crate::best_backend();
+        let line = line.strip_prefix("backend: ").map(str::to_string).unwrap_or(line);
+        (Arc::from(backend), line)
+    });
+    (Arc::clone(backend), line.as_str())
 }
 
 fn now_unix_ms() -> u64 {
@@ -442,9 +449,9 @@ pub async fn run_job(
     let vectors = Challenge { job_id: [0; 32], r_c: [0; 32], seed }
         .freivalds_vectors(SELF_CHECK_ROUNDS, tiling.n)
         .map_err(|e| SidecarError::Rng(e.to_string()))?;
-    let backend = best_backend();
+    let (backend, backend_line) = tokio::task::spawn_blocking(best_backend).await.map_err(worker_error)?;
     let backend_name = backend.name();
-    (clock.progress)(&Progress::Backend { job_id, name: backend_name.clone() });
+    (clock.progress)(&Progress::Backend { job_id, name: backend_line.to_string() });
     let job = tokio::task::spawn_blocking(move || -> Result<_, SidecarError> {
         let execution = execute(backend.as_ref(), &tiling, &a, &b, &vectors)?;
         Ok(CommittedJob::new(tiling, a, b, execution)?)
@@ -527,12 +534,21 @@ pub async fn run_job(
     }
     clock.finish(format!("{} verdict(s), {} openings", receipt.verdicts.len(), receipt.openings.len()));
 
-    Ok(JobOutcome { job_id, r_c, verdict, receipt, receipt_wire, backend: backend_name, timings: clock.timings })
+    Ok(JobOutcome {
+        job_id,
+        r_c,
+        verdict,
+        receipt,
+        receipt_wire,
+        backend: backend_line.to_string(),
+        timings: clock.timings,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::CpuBackend;
     use matproof_protocol::commit::{a_digests, digest_tree};
     use matproof_protocol::matrix::random_i8;
     use matproof_protocol::tiling::Tiling;
