@@ -683,7 +683,7 @@ async fn concurrent_identical_responses_settle_once() {
         let challenge = commit(&mut client, &job, &parties.provider, node.verifier_key()).await;
         let chunks = job.chunks(&job.openings(&challenge), None, &parties.provider);
         let mut tasks = Vec::new();
-        for _ in 0..32 {
+        for _ in 0..64 {
             let mut c = client.clone();
             let chunks = chunks.clone();
             tasks.push(tokio::spawn(async move { respond(&mut c, chunks).await }));
