@@ -336,3 +336,24 @@ pub fn ptx_isa_version(ptx: &str) -> Option<(u32, u32)> {
     let (a, b) = v.split_once('.')?;
     Some((a.parse().ok()?, b.parse().ok()?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_key_binds_source_arch_and_version() {
+        let base = cache_key("src", 80, (12, 6));
+        assert_eq!(base, cache_key("src", 80, (12, 6)));
+        assert_ne!(base, cache_key("src2", 80, (12, 6)));
+        assert_ne!(base, cache_key("src", 90, (12, 6)));
+        assert_ne!(base, cache_key("src", 80, (13, 0)));
+        assert_eq!(base.len(), 64);
+    }
+
+    #[test]
+    fn ptx_versions_parse() {
+        assert_eq!(ptx_isa_version("//\n.version 8.5\n.target sm_80\n"), Some((8, 5)));
+        assert_eq!(ptx_isa_version(".target sm_80"), None);
+    }
+}

@@ -205,3 +205,24 @@ pub fn driver() -> Result<DriverInfo, String> {
         })
         .clone()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_and_errors_read_well() {
+        assert_eq!(format_cuda_version(12040), "12.4");
+        assert_eq!(format_cuda_version(13000), "13.0");
+        assert_eq!(driver_error_name(222), "CUDA_ERROR_UNSUPPORTED_PTX_VERSION (222)");
+        assert_eq!(driver_error_name(12345), "CUresult 12345");
+    }
+
+    #[test]
+    fn candidates_are_cudarcs_without_duplicates() {
+        let names = driver_candidates();
+        assert!(names.iter().any(|n| n == "libcuda.so.1"));
+        let unique: std::collections::HashSet<_> = names.iter().collect();
+        assert_eq!(unique.len(), names.len());
+    }
+}

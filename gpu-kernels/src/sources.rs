@@ -61,3 +61,29 @@ pub fn for_sm(sm: u32) -> Vec<KernelSource> {
     let gemm = if sm >= GEMM_MMA.min_sm { GEMM_MMA } else { GEMM_DP4A };
     vec![PACK, gemm, LEAF_SHA256, FREIVALDS]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gemm_kernel_follows_the_architecture() {
+        assert!(for_sm(61).contains(&GEMM_DP4A));
+        assert!(for_sm(75).contains(&GEMM_DP4A));
+        assert!(for_sm(80).contains(&GEMM_MMA));
+        assert!(for_sm(90).contains(&GEMM_MMA));
+        for sm in [61, 75, 80, 86, 89, 90, 100, 120] {
+            assert!(for_sm(sm).iter().all(|s| s.min_sm <= sm), "sm_{sm}");
+        }
+    }
+
+    #[test]
+    fn every_declared_function_is_an_extern_c_kernel_in_its_source() {
+        for source in ALL {
+            assert!(source.source.contains("extern \"C\" __global__"), "{}", source.name);
+            for function in source.functions {
+                assert!(source.source.contains(&format!("{function}(")), "{} lacks {function}", source.name);
+            }
+        }
+    }
+}
