@@ -6,10 +6,11 @@
 
 use crate::fraud::FraudProof;
 use crate::identity::{Identity, PublicKey, Signature, SignatureError, verify};
-use crate::merkle::Digest;
+use crate::merkle::{Digest, InclusionProof};
 use crate::opening::TileOpening;
 use crate::spec::{JobSpec, VerificationMode};
 use crate::transcript::Challenge;
+use sha2::{Digest as _, Sha256};
 
 /// The receipt format version this code writes and reads.
 pub const RECEIPT_VERSION: u32 = 1;
@@ -29,16 +30,108 @@ pub const PURPOSE_JOB: &str = "job";
 pub const PURPOSE_COMMIT: &str = "commit";
 /// Signature purpose of a verifier's challenge (over `job_id ‖ R_C ‖ seed`).
 pub const PURPOSE_CHALLENGE: &str = "challenge";
-/// Signature purpose of the end of a provider's response (over `job_id ‖ R_C`).
+/// Signature purpose of the end of a provider's response (over [`respond_signing_bytes`]).
 pub const PURPOSE_RESPOND: &str = "respond";
 /// Signature purpose of a verifier's verdict (over [`SignedVerdict::signing_bytes`]).
 pub const PURPOSE_VERDICT: &str = "verdict";
 
-/// `job_id ‖ R_C`: the bytes a provider signs to commit and to end its response.
+/// `job_id ‖ R_C`: the bytes a provider signs to commit.
 pub fn job_commitment_bytes(job_id: &Digest, r_c: &Digest) -> [u8; 64] {
     let mut out = [0u8; 64];
     out[..32].copy_from_slice(job_id);
     out[32..].copy_from_slice(r_c);
+    out
+}
+
+/// Domain tag of the response digest.
+pub const RESPONSE_DOMAIN: &[u8] = b"matproof/v1/resp";
+
+/// The digest of a provider's response, which its end signature covers, so that a signature
+/// seen once cannot be replayed under other contents (a third party could otherwise get an
+/// honest provider rejected). SHA-256 over `"matproof/v1/resp" ‖ job_id ‖ R_C ‖
+/// u64le(c_values) ‖ every streamed C entry, row-major, as i32le ‖ u64le(openings) ‖ each
+/// opening's canonical bytes` (docs/formats.md): independent of how rows are cut into
+/// messages.
+#[derive(Debug, Clone)]
+pub struct ResponseHasher {
+    hasher: Sha256,
+    openings: u64,
+    openings_started: bool,
+}
+
+impl ResponseHasher {
+    /// Starts the digest of a response with `c_values` entries of `C` (`m·n` in full mode,
+    /// 0 in succinct mode) and `openings` openings.
+    pub fn new(job_id: &Digest, r_c: &Digest, c_values: u64, openings: u64) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(RESPONSE_DOMAIN);
+        hasher.update(job_id);
+        hasher.update(r_c);
+        hasher.update(c_values.to_le_bytes());
+        Self { hasher, openings, openings_started: false }
+    }
+
+    /// Absorbs the next entries of `C` (whole rows, in order).
+    pub fn rows(&mut self, values: &[i32]) {
+        debug_assert!(!self.openings_started, "rows after openings");
+        let mut bytes = vec![0u8; 4 * values.len().min(4096)];
+        for chunk in values.chunks(4096) {
+            for (slot, value) in bytes.chunks_exact_mut(4).zip(chunk) {
+                slot.copy_from_slice(&value.to_le_bytes());
+            }
+            self.hasher.update(&bytes[..4 * chunk.len()]);
+        }
+    }
+
+    fn start_openings(&mut self) {
+        if !self.openings_started {
+            self.openings_started = true;
+            self.hasher.update(self.openings.to_le_bytes());
+        }
+    }
+
+    /// Absorbs the next opening: `u64le(tile) ‖ u64le(len) ‖ c_tile i32le ‖ path(C) ‖ d_A ‖
+    /// path(A) ‖ d_B ‖ path(B) ‖ u64le(len) ‖ proof`, a path being `u64le(leaf) ‖
+    /// u64le(size) ‖ u64le(len) ‖ hashes`.
+    pub fn opening(&mut self, opening: &TileOpening) {
+        self.start_openings();
+        let h = &mut self.hasher;
+        h.update(opening.tile_index.to_le_bytes());
+        h.update((opening.c_tile.len() as u64).to_le_bytes());
+        for value in &opening.c_tile {
+            h.update(value.to_le_bytes());
+        }
+        absorb_path(h, &opening.c_path);
+        h.update(opening.d_a);
+        absorb_path(h, &opening.a_path);
+        h.update(opening.d_b);
+        absorb_path(h, &opening.b_path);
+        h.update((opening.proof.len() as u64).to_le_bytes());
+        h.update(&opening.proof);
+    }
+
+    /// The digest.
+    pub fn finish(mut self) -> Digest {
+        self.start_openings();
+        self.hasher.finalize().into()
+    }
+}
+
+fn absorb_path(h: &mut Sha256, path: &InclusionProof) {
+    h.update(path.leaf_index.to_le_bytes());
+    h.update(path.tree_size.to_le_bytes());
+    h.update((path.path.len() as u64).to_le_bytes());
+    for hash in &path.path {
+        h.update(hash);
+    }
+}
+
+/// `job_id ‖ R_C ‖ response digest`: what a provider signs to end its response.
+pub fn respond_signing_bytes(job_id: &Digest, r_c: &Digest, response_digest: &Digest) -> [u8; 96] {
+    let mut out = [0u8; 96];
+    out[..32].copy_from_slice(job_id);
+    out[32..64].copy_from_slice(r_c);
+    out[64..].copy_from_slice(response_digest);
     out
 }
 
@@ -243,6 +336,54 @@ mod tests {
         let mut changed = c;
         changed.challenge.seed[31] ^= 0x80;
         assert!(changed.verify().is_err());
+    }
+
+    #[test]
+    fn response_digest_known_answer_and_binding() {
+        let digest = |rows: &[&[i32]], tile: u64| {
+            let mut h = ResponseHasher::new(&[1; 32], &[2; 32], 4, 1);
+            for r in rows {
+                h.rows(r);
+            }
+            let path = InclusionProof { leaf_index: 0, tree_size: 1, path: vec![] };
+            h.opening(&TileOpening {
+                tile_index: tile,
+                c_tile: vec![-1],
+                c_path: path.clone(),
+                d_a: [3; 32],
+                a_path: path.clone(),
+                d_b: [4; 32],
+                b_path: path,
+                proof: vec![5; 2],
+            });
+            h.finish()
+        };
+        // Independent of how rows are cut into messages; bound to every value.
+        assert_eq!(digest(&[&[1, 2], &[3, 4]], 0), digest(&[&[1, 2, 3, 4]], 0));
+        assert_ne!(digest(&[&[1, 2, 3, 5]], 0), digest(&[&[1, 2, 3, 4]], 0));
+        assert_ne!(digest(&[&[1, 2, 3, 4]], 1), digest(&[&[1, 2, 3, 4]], 0));
+        // The layout, spelled out byte by byte.
+        let mut bytes = RESPONSE_DOMAIN.to_vec();
+        bytes.extend([1; 32]);
+        bytes.extend([2; 32]);
+        bytes.extend(4u64.to_le_bytes());
+        for v in [1i32, 2, 3, 4] {
+            bytes.extend(v.to_le_bytes());
+        }
+        bytes.extend(1u64.to_le_bytes());
+        bytes.extend(0u64.to_le_bytes());
+        bytes.extend(1u64.to_le_bytes());
+        bytes.extend((-1i32).to_le_bytes());
+        let empty_path = [0u64.to_le_bytes(), 1u64.to_le_bytes(), 0u64.to_le_bytes()].concat();
+        bytes.extend(&empty_path);
+        bytes.extend([3; 32]);
+        bytes.extend(&empty_path);
+        bytes.extend([4; 32]);
+        bytes.extend(&empty_path);
+        bytes.extend(2u64.to_le_bytes());
+        bytes.extend([5, 5]);
+        let expected: Digest = Sha256::digest(&bytes).into();
+        assert_eq!(digest(&[&[1, 2, 3, 4]], 0), expected);
     }
 
     #[test]

@@ -18,7 +18,8 @@ use matproof_protocol::matrix::{MatrixI8, random_i8};
 use matproof_protocol::npy;
 use matproof_protocol::opening::TileOpening;
 use matproof_protocol::receipt::{
-    PURPOSE_COMMIT, PURPOSE_JOB, PURPOSE_RESPOND, SignedChallenge, SignedVerdict, Verdict, job_commitment_bytes,
+    PURPOSE_COMMIT, PURPOSE_JOB, PURPOSE_RESPOND, ResponseHasher, SignedChallenge, SignedVerdict, Verdict,
+    job_commitment_bytes, respond_signing_bytes,
 };
 use matproof_protocol::spec::{JobSpec, Policy, VerificationMode};
 use matproof_protocol::tiling::{CircuitShape, Tiling};
@@ -242,9 +243,13 @@ impl Job {
         let job_id = self.job_id().to_vec();
         let part = |part| pb::RespondChunk { job_id: job_id.clone(), part: Some(part) };
         let mut out = Vec::new();
-        if self.spec.policy.mode == VerificationMode::Full {
+        let full = self.spec.policy.mode == VerificationMode::Full;
+        let c_values = if full { (self.spec.m * self.spec.n) as u64 } else { 0 };
+        let mut hasher = ResponseHasher::new(&self.job_id(), &self.r_c(), c_values, openings.len() as u64);
+        if full {
             let c = c.unwrap_or(self.committed.execution.c.as_slice());
             for (i, rows) in c.chunks(3 * N).enumerate() {
+                hasher.rows(rows);
                 out.push(part(pb::respond_chunk::Part::CRows(pb::CRows {
                     first_row: (i * 3) as u64,
                     values: rows.to_vec(),
@@ -252,9 +257,11 @@ impl Job {
             }
         }
         for o in openings {
+            hasher.opening(o);
             out.push(part(pb::respond_chunk::Part::Opening(o.into())));
         }
-        let sig = end_signer.sign(PURPOSE_RESPOND, &job_commitment_bytes(&self.job_id(), &self.r_c()));
+        let signed = respond_signing_bytes(&self.job_id(), &self.r_c(), &hasher.finish());
+        let sig = end_signer.sign(PURPOSE_RESPOND, &signed);
         out.push(part(pb::respond_chunk::Part::End(pb::ResponseEnd { provider_signature: sig.0.to_vec() })));
         out
     }
@@ -585,6 +592,21 @@ async fn forged_messages_move_nothing() {
         if let Some(pb::respond_chunk::Part::End(end)) = &mut chunks.last_mut().unwrap().part {
             end.provider_signature = vec![1; 64];
         }
+        assert_eq!(respond(&mut client, chunks).await.unwrap_err().code(), Code::Unauthenticated);
+        // The honest end signature replayed under other contents (an opening's proof
+        // swapped, or one C entry changed): refused, since it covers the whole response.
+        let honest = job.chunks(&openings, None, &parties.provider);
+        let honest_end = honest.last().unwrap().clone();
+        let mut chunks = honest.clone();
+        let last_opening = chunks.len() - 2;
+        if let Some(pb::respond_chunk::Part::Opening(o)) = &mut chunks[last_opening].part {
+            o.proof = vec![7; o.proof.len()];
+        }
+        assert_eq!(respond(&mut client, chunks).await.unwrap_err().code(), Code::Unauthenticated);
+        let mut c = job.committed.execution.c.as_slice().to_vec();
+        c[0] = c[0].wrapping_add(1);
+        let mut chunks = job.chunks(&openings, Some(&c), &parties.provider);
+        *chunks.last_mut().unwrap() = honest_end;
         assert_eq!(respond(&mut client, chunks).await.unwrap_err().code(), Code::Unauthenticated);
         // A stream without its end, or with too many rows: refused, untouched.
         let mut chunks = job.chunks(&openings, None, &parties.provider);

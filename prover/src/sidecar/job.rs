@@ -12,7 +12,8 @@ use matproof_protocol::matrix::MatrixI8;
 use matproof_protocol::merkle::Digest;
 use matproof_protocol::npy::{NpyError, read_matrix};
 use matproof_protocol::receipt::{
-    PURPOSE_COMMIT, PURPOSE_JOB, PURPOSE_RESPOND, Receipt, SignedChallenge, SignedVerdict, job_commitment_bytes,
+    PURPOSE_COMMIT, PURPOSE_JOB, PURPOSE_RESPOND, Receipt, ResponseHasher, SignedChallenge, SignedVerdict,
+    job_commitment_bytes, respond_signing_bytes,
 };
 use matproof_protocol::spec::{JobSpec, VerificationMode};
 use matproof_protocol::tiling::CircuitShape;
@@ -500,9 +501,19 @@ pub async fn run_job(
     clock.finish(format!("{} sampled tiles opened and proven (Groth16)", openings.len()));
 
     clock.start(Phase::Respond);
-    let end = pb::ResponseEnd {
-        provider_signature: identity.sign(PURPOSE_RESPOND, &job_commitment_bytes(&job_id, &r_c)).0.to_vec(),
-    };
+    // The end signature covers the whole response (DESIGN §4, docs/formats.md), so it
+    // cannot be replayed under other contents.
+    let full = spec.policy.mode == VerificationMode::Full;
+    let c_values = if full { job.execution.c.as_slice().len() as u64 } else { 0 };
+    let mut response_hasher = ResponseHasher::new(&job_id, &r_c, c_values, openings.len() as u64);
+    if full {
+        response_hasher.rows(job.execution.c.as_slice());
+    }
+    for opening in &openings {
+        response_hasher.opening(opening);
+    }
+    let signed = respond_signing_bytes(&job_id, &r_c, &response_hasher.finish());
+    let end = pb::ResponseEnd { provider_signature: identity.sign(PURPOSE_RESPOND, &signed).0.to_vec() };
     let openings_wire = openings.iter().map(pb::TileOpening::from).collect();
     let messages = response_messages(Arc::clone(&job), spec.policy.mode, job_id, openings_wire, end);
     let verdict_wire = client

@@ -7,8 +7,8 @@ use matproof_protocol::limits::MAX_MERKLE_PATH_LEN;
 use matproof_protocol::merkle::Digest;
 use matproof_protocol::opening::TileOpening;
 use matproof_protocol::receipt::{
-    PURPOSE_COMMIT, PURPOSE_JOB, PURPOSE_RESPOND, RECEIPT_VERSION, Receipt, SignedChallenge, SignedVerdict, Verdict,
-    job_commitment_bytes,
+    PURPOSE_COMMIT, PURPOSE_JOB, PURPOSE_RESPOND, RECEIPT_VERSION, Receipt, ResponseHasher, SignedChallenge,
+    SignedVerdict, Verdict, job_commitment_bytes, respond_signing_bytes,
 };
 use matproof_protocol::spec::{JobSpec, VerificationMode};
 use matproof_protocol::transcript::Challenge;
@@ -318,6 +318,8 @@ impl pb::verifier_server::Verifier for VerifierService {
         let mut rows_received = 0usize;
         let mut openings: Vec<TileOpening> = Vec::new();
         let mut end: Option<Signature> = None;
+        let c_values = if spec.policy.mode == VerificationMode::Full { (m as u64) * (n as u64) } else { 0 };
+        let mut response_hasher = ResponseHasher::new(&job_id, &r_c, c_values, samples as u64);
         let mut next = Some(first);
         while let Some(chunk) = next.take() {
             used = used.saturating_add(chunk.encoded_len() as u64);
@@ -349,6 +351,7 @@ impl pb::verifier_server::Verifier for VerifierService {
                     if rows_received + count > m {
                         return Err(invalid("c_rows.values", format!("more than m = {m} rows")));
                     }
+                    response_hasher.rows(&c.values);
                     rows.extend_from_slice(&c.values);
                     rows_received += count;
                 }
@@ -360,8 +363,10 @@ impl pb::verifier_server::Verifier for VerifierService {
                         return Err(invalid("opening", format!("more than {samples} openings")));
                     }
                     let position = openings.len();
-                    openings
-                        .push(TileOpening::try_from(&o).map_err(|e| field_error(&format!("opening[{position}]"), e))?);
+                    let opening =
+                        TileOpening::try_from(&o).map_err(|e| field_error(&format!("opening[{position}]"), e))?;
+                    response_hasher.opening(&opening);
+                    openings.push(opening);
                 }
                 Some(pb::respond_chunk::Part::End(e)) => {
                     end = Some(signature("end.provider_signature", &e.provider_signature)?);
@@ -375,7 +380,10 @@ impl pb::verifier_server::Verifier for VerifierService {
         }
         let arrived = now_unix_ms();
         let end = end.ok_or_else(|| invalid("end", "the stream ended without ResponseEnd"))?;
-        verify(&spec.provider, PURPOSE_RESPOND, &job_commitment_bytes(&job_id, &r_c), &end)
+        // The end signature covers the whole response, so a signature seen once cannot be
+        // replayed under other contents to get an honest provider rejected.
+        let signed = respond_signing_bytes(&job_id, &r_c, &response_hasher.finish());
+        verify(&spec.provider, PURPOSE_RESPOND, &signed, &end)
             .map_err(|e| Status::unauthenticated(format!("end.provider_signature: {e}")))?;
         if openings.len() != samples {
             return Err(invalid("opening", format!("{} openings, expected {samples}", openings.len())));
