@@ -250,7 +250,7 @@ fn succinct_cheater_escape_rate_quick() {
 }
 
 #[test]
-#[ignore = "long: about 5 minutes on 2 cores; see docs/reliability.md"]
+#[ignore = "long: about 20 000 proofs, 45 minutes on 2 busy cores; see docs/reliability.md"]
 fn succinct_cheater_escape_rate_long() {
     let trials: u64 = std::env::var("MATPROOF_SOUNDNESS_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
     let master: u64 = std::env::var("MATPROOF_SOUNDNESS_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(2026);
