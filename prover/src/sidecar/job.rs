@@ -504,15 +504,24 @@ pub async fn run_job(
     // The end signature covers the whole response (DESIGN §4, docs/formats.md), so it
     // cannot be replayed under other contents.
     let full = spec.policy.mode == VerificationMode::Full;
-    let c_values = if full { job.execution.c.as_slice().len() as u64 } else { 0 };
-    let mut response_hasher = ResponseHasher::new(&job_id, &r_c, c_values, openings.len() as u64);
-    if full {
-        response_hasher.rows(job.execution.c.as_slice());
-    }
-    for opening in &openings {
-        response_hasher.opening(opening);
-    }
-    let signed = respond_signing_bytes(&job_id, &r_c, &response_hasher.finish());
+    // Hashing all of C is CPU work: off the async threads.
+    let (hashed_job, openings) = (Arc::clone(&job), Arc::new(openings));
+    let hashed_openings = Arc::clone(&openings);
+    let response_digest = tokio::task::spawn_blocking(move || {
+        let c = hashed_job.execution.c.as_slice();
+        let c_values = if full { c.len() as u64 } else { 0 };
+        let mut hasher = ResponseHasher::new(&job_id, &r_c, c_values, hashed_openings.len() as u64);
+        if full {
+            hasher.rows(c);
+        }
+        for opening in hashed_openings.iter() {
+            hasher.opening(opening);
+        }
+        hasher.finish()
+    })
+    .await
+    .map_err(worker_error)?;
+    let signed = respond_signing_bytes(&job_id, &r_c, &response_digest);
     let end = pb::ResponseEnd { provider_signature: identity.sign(PURPOSE_RESPOND, &signed).0.to_vec() };
     let openings_wire = openings.iter().map(pb::TileOpening::from).collect();
     let messages = response_messages(Arc::clone(&job), spec.policy.mode, job_id, openings_wire, end);
