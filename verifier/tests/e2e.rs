@@ -244,7 +244,7 @@ impl Job {
         let part = |part| pb::RespondChunk { job_id: job_id.clone(), part: Some(part) };
         let mut out = Vec::new();
         let full = self.spec.policy.mode == VerificationMode::Full;
-        let c_values = if full { (self.spec.m * self.spec.n) as u64 } else { 0 };
+        let c_values = if full { self.spec.m * self.spec.n } else { 0 };
         let mut hasher = ResponseHasher::new(&self.job_id(), &self.r_c(), c_values, openings.len() as u64);
         if full {
             let c = c.unwrap_or(self.committed.execution.c.as_slice());
