@@ -58,7 +58,9 @@ fn choose_backend(choice: BackendChoice) -> Result<(Box<dyn Backend>, String)> {
         BackendChoice::Auto => Ok(matproof_prover::best_backend()),
         #[cfg(feature = "cuda")]
         BackendChoice::Cuda => match matproof_prover::CudaBackend::new() {
+            // A benchmark must not quietly time the CPU: device failures are errors here.
             Ok(gpu) => {
+                let gpu = gpu.with_fallback(matproof_prover::FallbackPolicy::Fail);
                 let line = format!("backend: {} ({})", gpu.name(), gpu.describe());
                 Ok((Box::new(gpu), line))
             }
@@ -103,7 +105,7 @@ pub fn run(
     backend: BackendChoice,
 ) -> Result<ExitCode> {
     let record =
-        if what == BenchKind::Prove { bench_prove(tile, k, runs)? } else { bench_data(what, n, runs, backend)? };
+        if what == BenchKind::Prove { bench_prove(tile, k, runs)? } else { bench_data(what, n, runs, backend, tile)? };
     if json_output {
         println!("{record}");
     } else {
@@ -144,7 +146,7 @@ fn bench_prove(tile: &str, k: usize, runs: usize) -> Result<serde_json::Value> {
     }))
 }
 
-fn bench_data(what: BenchKind, n: usize, runs: usize, choice: BackendChoice) -> Result<serde_json::Value> {
+fn bench_data(what: BenchKind, n: usize, runs: usize, choice: BackendChoice, tile: &str) -> Result<serde_json::Value> {
     if n == 0 || n > 16384 {
         bail!("--n must be in 1..=16384 for benchmarks (got {n})");
     }
@@ -163,11 +165,11 @@ fn bench_data(what: BenchKind, n: usize, runs: usize, choice: BackendChoice) -> 
                 "median_s": seconds, "gops": ops / seconds / 1e9,
             });
             if on_gpu {
-                // The GPU time includes host↔device copies and operand packing. No cuBLASLt
-                // comparison yet: say so rather than print a figure.
+                // The end-to-end time above includes host↔device copies and packing; the device
+                // timings (CUDA events) split it up and put cuBLASLt beside the GEMM kernel.
                 record["includes_transfers"] = json!(true);
-                record["vs_cublas"] = json!(null);
-                record["vs_cublas_note"] = json!("cuBLASLt int8 comparison not implemented");
+                let (tm, tn) = parse_tile(tile)?;
+                cuda_timings(&mut record, &a, &b, (tm, tn), runs)?;
             }
             record
         }
@@ -209,4 +211,67 @@ fn bench_data(what: BenchKind, n: usize, runs: usize, choice: BackendChoice) -> 
         BenchKind::Prove => bail!("prove is benchmarked by bench_prove"),
     };
     Ok(record)
+}
+
+/// Goal for our GEMM kernel against cuBLASLt's int8 GEMM at 8192³ (issue #5).
+pub const GOAL_VS_CUBLAS: f64 = 0.70;
+/// Goal for leaf hashing plus projections as a share of the GEMM kernel's time.
+pub const GOAL_COMMIT_FRACTION: f64 = 0.05;
+
+/// Adds device-side timings to a GPU `bench gemm` record: pack, GEMM kernel, leaf hashes of C in
+/// `tile` tiles, the three Freivalds projections (2 rounds), copies, and cuBLASLt's int8 GEMM
+/// on the same operands (`vs_cublas` = its time over ours: our share of its throughput).
+#[cfg(feature = "cuda")]
+fn cuda_timings(
+    record: &mut serde_json::Value,
+    a: &MatrixI8,
+    b: &MatrixI8,
+    (tm, tn): (usize, usize),
+    runs: usize,
+) -> Result<()> {
+    use matproof_gpu_kernels::{GpuDevice, TimingRequest};
+    let device = GpuDevice::open(0)?;
+    let (m, k, n) = (a.rows(), a.cols(), b.cols());
+    let request = TimingRequest { m, k, n, tm, tn, rounds: 2, runs };
+    let t = device.time_pipeline(a.as_slice(), b.as_slice(), request)?;
+    let ops = 2.0 * m as f64 * k as f64 * n as f64;
+    let ours_ms = t.pack_ms + t.gemm_ms;
+    let commit_fraction = (t.leaf_ms + t.project_ms) / t.gemm_ms;
+    let extra = json!({
+        "device": device.info().name, "gemm_kernel": device.gemm_kernel().name(), "tile": format!("{tm}x{tn}"),
+        "pack_ms": t.pack_ms, "gemm_ms": t.gemm_ms, "kernel_tops": ops / (t.gemm_ms * 1e-3) / 1e12,
+        "leaf_ms": t.leaf_ms, "project_ms": t.project_ms, "upload_ms": t.upload_ms, "download_ms": t.download_ms,
+        "commit_fraction": commit_fraction, "goal_commit_fraction": GOAL_COMMIT_FRACTION,
+        "goal_vs_cublas": GOAL_VS_CUBLAS,
+    });
+    merge(record, extra);
+    match &t.cublas {
+        Ok(c) => {
+            if !c.agrees {
+                bail!("cuBLASLt's product differs from ours: one of the two GEMMs is wrong");
+            }
+            merge(
+                record,
+                json!({
+                    "cublas_library": c.library, "cublas_version": c.version, "cublas_ms": c.matmul_ms,
+                    "cublas_tops": ops / (c.matmul_ms * 1e-3) / 1e12, "cublas_agrees": c.agrees,
+                    "vs_cublas": c.matmul_ms / ours_ms, "vs_cublas_kernel_only": c.matmul_ms / t.gemm_ms,
+                }),
+            );
+        }
+        Err(e) => merge(record, json!({ "vs_cublas": null, "vs_cublas_note": format!("cuBLASLt did not run: {e}") })),
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_timings(_: &mut serde_json::Value, _: &MatrixI8, _: &MatrixI8, _: (usize, usize), _: usize) -> Result<()> {
+    bail!("this build has no CUDA backend (feature `cuda` off)")
+}
+
+/// Copies the fields of `extra` (an object) into `record` (an object).
+fn merge(record: &mut serde_json::Value, extra: serde_json::Value) {
+    if let (Some(record), serde_json::Value::Object(extra)) = (record.as_object_mut(), extra) {
+        record.extend(extra);
+    }
 }

@@ -143,7 +143,7 @@ enum Command {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
-        /// Tile shape `TMxTN` (bench prove).
+        /// Tile shape `TMxTN` (bench prove; and the C tiles whose leaf hashes bench gemm --backend cuda times).
         #[arg(long, default_value = "8x8")]
         tile: String,
         /// Circuit depth kc (bench prove).

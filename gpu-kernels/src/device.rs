@@ -5,7 +5,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use cudarc::driver::{CudaContext, CudaFunction, CudaStream, DriverError, LaunchConfig, PushKernelArg, sys};
+use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, DriverError, LaunchConfig, PushKernelArg, sys};
 use cudarc::nvrtc::Ptx;
 
 use crate::GpuError;
@@ -77,8 +77,8 @@ struct Functions {
 
 /// One CUDA device, its stream and the loaded kernels.
 pub struct GpuDevice {
-    _ctx: Arc<CudaContext>,
-    stream: Arc<CudaStream>,
+    pub(crate) ctx: Arc<CudaContext>,
+    pub(crate) stream: Arc<CudaStream>,
     functions: Functions,
     info: DeviceInfo,
     arch: u32,
@@ -95,20 +95,78 @@ impl std::fmt::Debug for GpuDevice {
     }
 }
 
-fn check_dim(name: &'static str, value: usize) -> Result<(), GpuError> {
+pub(crate) fn check_dim(name: &'static str, value: usize) -> Result<(), GpuError> {
     if value > MAX_DIM { Err(GpuError::TooLarge { name, value, max: MAX_DIM }) } else { Ok(()) }
 }
 
-fn check_len(what: &'static str, actual: usize, expected: usize) -> Result<(), GpuError> {
+pub(crate) fn check_len(what: &'static str, actual: usize, expected: usize) -> Result<(), GpuError> {
     if actual != expected { Err(GpuError::Length { what, expected, actual }) } else { Ok(()) }
 }
 
-fn grid_1d(items: usize, per_block: usize) -> Result<u32, GpuError> {
+pub(crate) fn grid_1d(items: usize, per_block: usize) -> Result<u32, GpuError> {
     u32::try_from(items.div_ceil(per_block)).map_err(|_| GpuError::TooLarge {
         name: "grid",
         value: items,
         max: u32::MAX as usize,
     })
+}
+
+/// Logical and padded GEMM dimensions (padded to the kernel's block tile).
+pub(crate) struct GemmDims {
+    pub(crate) m: usize,
+    pub(crate) k: usize,
+    pub(crate) n: usize,
+    pub(crate) mp: usize,
+    pub(crate) np: usize,
+    pub(crate) kp: usize,
+}
+
+impl GemmDims {
+    /// `(m, k, n, mp, np, kp)` as the kernels' `u32` arguments; every value is at most
+    /// `MAX_DIM` rounded up to a block tile, far below `u32::MAX`.
+    fn as_u32(&self) -> (u32, u32, u32, u32, u32, u32) {
+        (self.m as u32, self.k as u32, self.n as u32, self.mp as u32, self.np as u32, self.kp as u32)
+    }
+}
+
+/// Device buffers of one GEMM: the operands, their packed forms and the product.
+pub(crate) struct GemmBuffers {
+    pub(crate) a: CudaSlice<i8>,
+    pub(crate) b: CudaSlice<i8>,
+    pub(crate) ap: CudaSlice<i8>,
+    pub(crate) btp: CudaSlice<i8>,
+    pub(crate) c: CudaSlice<i32>,
+}
+
+/// The C tiling the leaf kernel hashes: `tm×tn` tiles of an `m×n` matrix.
+pub(crate) struct LeafShape {
+    m: usize,
+    n: usize,
+    tm: usize,
+    tn: usize,
+    col_blocks: usize,
+    pub(crate) count: usize,
+}
+
+impl LeafShape {
+    pub(crate) fn new(m: usize, n: usize, tm: usize, tn: usize) -> Result<LeafShape, GpuError> {
+        check_dim("m", m)?;
+        check_dim("n", n)?;
+        check_dim("tm", tm)?;
+        check_dim("tn", tn)?;
+        if tm == 0 || tn == 0 {
+            return Err(GpuError::Length { what: "tile side", expected: 1, actual: 0 });
+        }
+        let col_blocks = n.div_ceil(tn);
+        let count = m.div_ceil(tm) * col_blocks;
+        grid_1d(count, 128)?;
+        Ok(LeafShape { m, n, tm, tn, col_blocks, count })
+    }
+}
+
+/// 32-byte digests from the leaf kernel's output.
+fn digests(bytes: &[u8]) -> Vec<[u8; 32]> {
+    bytes.chunks_exact(32).map(|d| d.try_into().expect("32-byte chunks")).collect()
 }
 
 impl GpuDevice {
@@ -163,7 +221,7 @@ impl GpuDevice {
             },
             other => other,
         })?;
-        Ok(GpuDevice { _ctx: ctx, stream, functions, info, arch, gemm })
+        Ok(GpuDevice { ctx, stream, functions, info, arch, gemm })
     }
 
     /// What the driver says about this device.
@@ -183,85 +241,178 @@ impl GpuDevice {
 
     /// `C = A·B` exactly (wrapping `i32`), `A` `m×k` and `B` `k×n` row-major; `C` row-major.
     pub fn gemm_i8(&self, a: &[i8], b: &[i8], m: usize, k: usize, n: usize) -> Result<Vec<i32>, GpuError> {
+        let dims = self.gemm_dims(a, b, m, k, n)?;
+        if m == 0 || n == 0 || k == 0 {
+            return Ok(vec![0; m * n]);
+        }
+        let stream = &self.stream;
+        guarded("gemm", || {
+            let mut buffers = self.upload_gemm_operands(a, b, &dims)?;
+            self.launch_pack(&mut buffers, &dims)?;
+            self.launch_gemm(&mut buffers, &dims)?;
+            let c = stream.clone_dtoh(&buffers.c)?;
+            stream.synchronize()?;
+            Ok(c)
+        })
+    }
+
+    /// `C = A·B` and the SHA-256 leaf hashes of its `tm×tn` tiles, hashed from `C` while it is
+    /// still on the device: `R_C` needs only the 32-byte leaves, so the hashing does not wait
+    /// for `C` to come back to the host. Equal to [`GpuDevice::gemm_i8`] then
+    /// `protocol::commit::c_leaf_hashes`.
+    pub fn gemm_i8_with_leaf_hashes(
+        &self,
+        a: &[i8],
+        b: &[i8],
+        (m, k, n): (usize, usize, usize),
+        (tm, tn): (usize, usize),
+    ) -> Result<(Vec<i32>, Vec<[u8; 32]>), GpuError> {
+        let dims = self.gemm_dims(a, b, m, k, n)?;
+        let leaves = LeafShape::new(m, n, tm, tn)?;
+        if m == 0 || n == 0 || k == 0 {
+            let c = vec![0; m * n];
+            let leaves = self.c_leaf_hashes(&c, m, n, tm, tn)?;
+            return Ok((c, leaves));
+        }
+        let stream = &self.stream;
+        let (c, bytes) = guarded("gemm and leaf hashes", || {
+            let mut buffers = self.upload_gemm_operands(a, b, &dims)?;
+            self.launch_pack(&mut buffers, &dims)?;
+            self.launch_gemm(&mut buffers, &dims)?;
+            let mut out = stream.alloc_zeros::<u8>(leaves.count * 32)?;
+            self.launch_leaf(&buffers.c, &leaves, &mut out)?;
+            let bytes = stream.clone_dtoh(&out)?;
+            let c = stream.clone_dtoh(&buffers.c)?;
+            stream.synchronize()?;
+            Ok((c, bytes))
+        })?;
+        Ok((c, digests(&bytes)))
+    }
+
+    pub(crate) fn gemm_dims(&self, a: &[i8], b: &[i8], m: usize, k: usize, n: usize) -> Result<GemmDims, GpuError> {
         check_dim("m", m)?;
         check_dim("k", k)?;
         check_dim("n", n)?;
         check_len("A", a.len(), m * k)?;
         check_len("B", b.len(), k * n)?;
-        if m == 0 || n == 0 || k == 0 {
-            return Ok(vec![0; m * n]);
-        }
         let (bm, bn, bk) = self.gemm.block();
-        let (mp, np, kp) = (m.next_multiple_of(bm), n.next_multiple_of(bn), k.next_multiple_of(bk));
-        let (m32, k32, n32, mp32, np32, kp32) = (m as u32, k as u32, n as u32, mp as u32, np as u32, kp as u32);
+        Ok(GemmDims { m, k, n, mp: m.next_multiple_of(bm), np: n.next_multiple_of(bn), kp: k.next_multiple_of(bk) })
+    }
+
+    pub(crate) fn upload_gemm_operands(&self, a: &[i8], b: &[i8], dims: &GemmDims) -> Result<GemmBuffers, DriverError> {
+        let stream = &self.stream;
+        Ok(GemmBuffers {
+            a: stream.clone_htod(a)?,
+            b: stream.clone_htod(b)?,
+            ap: stream.alloc_zeros::<i8>(dims.mp * dims.kp)?,
+            btp: stream.alloc_zeros::<i8>(dims.np * dims.kp)?,
+            c: stream.alloc_zeros::<i32>(dims.m * dims.n)?,
+        })
+    }
+
+    /// Pads `A` into `ap` and transposes `B` into `btp` (K-contiguous columns).
+    pub(crate) fn launch_pack(&self, buffers: &mut GemmBuffers, dims: &GemmDims) -> Result<(), DriverError> {
+        let (m32, k32, n32, mp32, np32, kp32) = dims.as_u32();
+        let (mp, np, kp) = (dims.mp, dims.np, dims.kp);
         let f = &self.functions;
         let stream = &self.stream;
-        guarded("gemm", || {
-            let a_dev = stream.clone_htod(a)?;
-            let b_dev = stream.clone_htod(b)?;
-            let mut ap = stream.alloc_zeros::<i8>(mp * kp)?;
-            let mut btp = stream.alloc_zeros::<i8>(np * kp)?;
-            let mut c_dev = stream.alloc_zeros::<i32>(m * n)?;
-            let pack_rows = LaunchConfig {
-                grid_dim: ((kp / 4).div_ceil(256) as u32, mp.min(65535) as u32, 1),
-                block_dim: (256, 1, 1),
-                shared_mem_bytes: 0,
-            };
-            // SAFETY: argument types and order match `pack_rows_i8(const i8*, i8*, u32 m, u32 k,
-            // u32 mp, u32 kp)`; `a_dev` holds m·k bytes and `ap` mp·kp bytes; the kernel
-            // writes only ap[i·kp + t] with i < mp, t < kp.
-            unsafe {
-                stream
-                    .launch_builder(&f.pack_rows)
-                    .arg(&a_dev)
-                    .arg(&mut ap)
-                    .arg(&m32)
-                    .arg(&k32)
-                    .arg(&mp32)
-                    .arg(&kp32)
-                    .launch(pack_rows)
-            }?;
-            let pack_t = LaunchConfig {
-                grid_dim: ((kp / 32) as u32, (np / 32) as u32, 1),
-                block_dim: (32, 8, 1),
-                shared_mem_bytes: 0,
-            };
-            // SAFETY: matches `pack_transpose_i8(const i8*, i8*, u32 k, u32 n, u32 np, u32 kp)`;
-            // `b_dev` holds k·n bytes, `btp` np·kp bytes; writes are bounded by np and kp.
-            unsafe {
-                stream
-                    .launch_builder(&f.pack_transpose)
-                    .arg(&b_dev)
-                    .arg(&mut btp)
-                    .arg(&k32)
-                    .arg(&n32)
-                    .arg(&np32)
-                    .arg(&kp32)
-                    .launch(pack_t)
-            }?;
-            let gemm = LaunchConfig {
-                grid_dim: ((np / bn) as u32, (mp / bm) as u32, 1),
-                block_dim: (256, 1, 1),
-                shared_mem_bytes: 0,
-            };
-            // SAFETY: matches `gemm_i8_{mma,dp4a}(const i8* ap, const i8* btp, int* c, u32 m, u32 n,
-            // u32 kp)`; the packed operands are mp×kp and np×kp with mp, np, kp multiples of the
-            // kernel's block tile (as it requires); C holds m·n i32 and stores are bounded by m, n.
-            unsafe {
-                stream
-                    .launch_builder(&f.gemm)
-                    .arg(&ap)
-                    .arg(&btp)
-                    .arg(&mut c_dev)
-                    .arg(&m32)
-                    .arg(&n32)
-                    .arg(&kp32)
-                    .launch(gemm)
-            }?;
-            let c = stream.clone_dtoh(&c_dev)?;
-            stream.synchronize()?;
-            Ok(c)
-        })
+        let pack_rows = LaunchConfig {
+            grid_dim: ((kp / 4).div_ceil(256) as u32, mp.min(65535) as u32, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: argument types and order match `pack_rows_i8(const i8*, i8*, u32 m, u32 k,
+        // u32 mp, u32 kp)`; `a` holds m·k bytes and `ap` mp·kp bytes; the kernel writes only
+        // ap[i·kp + t] with i < mp, t < kp.
+        unsafe {
+            stream
+                .launch_builder(&f.pack_rows)
+                .arg(&buffers.a)
+                .arg(&mut buffers.ap)
+                .arg(&m32)
+                .arg(&k32)
+                .arg(&mp32)
+                .arg(&kp32)
+                .launch(pack_rows)
+        }?;
+        let pack_t = LaunchConfig {
+            grid_dim: ((kp / 32) as u32, (np / 32) as u32, 1),
+            block_dim: (32, 8, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: matches `pack_transpose_i8(const i8*, i8*, u32 k, u32 n, u32 np, u32 kp)`;
+        // `b` holds k·n bytes, `btp` np·kp bytes; writes are bounded by np and kp.
+        unsafe {
+            stream
+                .launch_builder(&f.pack_transpose)
+                .arg(&buffers.b)
+                .arg(&mut buffers.btp)
+                .arg(&k32)
+                .arg(&n32)
+                .arg(&np32)
+                .arg(&kp32)
+                .launch(pack_t)
+        }?;
+        Ok(())
+    }
+
+    /// `c = ap·btpᵀ` on the packed operands.
+    pub(crate) fn launch_gemm(&self, buffers: &mut GemmBuffers, dims: &GemmDims) -> Result<(), DriverError> {
+        let (m32, _, n32, _, _, kp32) = dims.as_u32();
+        let (bm, bn, _) = self.gemm.block();
+        let gemm = LaunchConfig {
+            grid_dim: ((dims.np / bn) as u32, (dims.mp / bm) as u32, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: matches `gemm_i8_{mma,dp4a}(const i8* ap, const i8* btp, int* c, u32 m, u32 n,
+        // u32 kp)`; the packed operands are mp×kp and np×kp with mp, np, kp multiples of the
+        // kernel's block tile (as it requires); C holds m·n i32 and stores are bounded by m, n.
+        unsafe {
+            self.stream
+                .launch_builder(&self.functions.gemm)
+                .arg(&buffers.ap)
+                .arg(&buffers.btp)
+                .arg(&mut buffers.c)
+                .arg(&m32)
+                .arg(&n32)
+                .arg(&kp32)
+                .launch(gemm)
+        }?;
+        Ok(())
+    }
+
+    /// Leaf hashes of the tiles of the device matrix `c` (m·n i32) into `out` (32 bytes per tile).
+    pub(crate) fn launch_leaf(
+        &self,
+        c: &CudaSlice<i32>,
+        shape: &LeafShape,
+        out: &mut CudaSlice<u8>,
+    ) -> Result<(), DriverError> {
+        if shape.count == 0 {
+            return Ok(());
+        }
+        let blocks = shape.count.div_ceil(128) as u32; // LeafShape::new bounds count
+        let cfg = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (128, 1, 1), shared_mem_bytes: 0 };
+        let [m64, n64, tm64, tn64, cb64, count64] =
+            [shape.m, shape.n, shape.tm, shape.tn, shape.col_blocks, shape.count].map(|v| v as u64);
+        // SAFETY: matches `c_leaf_hashes(const int* c, u64 m, u64 n, u64 tm, u64 tn, u64
+        // col_blocks, u64 tile_count, u8* out)`; `c` holds m·n i32 (reads are bounded by m, n;
+        // checked by the callers) and `out` 32 bytes per tile (one thread per tile < tile_count).
+        unsafe {
+            self.stream
+                .launch_builder(&self.functions.leaf)
+                .arg(c)
+                .arg(&m64)
+                .arg(&n64)
+                .arg(&tm64)
+                .arg(&tn64)
+                .arg(&cb64)
+                .arg(&count64)
+                .arg(out)
+                .launch(cfg)
+        }?;
+        Ok(())
     }
 
     /// SHA-256 leaf hashes of every C tile, row-major over tiles, exactly as
@@ -274,47 +425,21 @@ impl GpuDevice {
         tm: usize,
         tn: usize,
     ) -> Result<Vec<[u8; 32]>, GpuError> {
-        check_dim("m", m)?;
-        check_dim("n", n)?;
-        check_dim("tm", tm)?;
-        check_dim("tn", tn)?;
+        let shape = LeafShape::new(m, n, tm, tn)?;
         check_len("C", c.len(), m * n)?;
-        if tm == 0 || tn == 0 {
-            return Err(GpuError::Length { what: "tile side", expected: 1, actual: 0 });
-        }
-        let col_blocks = n.div_ceil(tn);
-        let count = m.div_ceil(tm) * col_blocks;
-        if count == 0 {
+        if shape.count == 0 {
             return Ok(Vec::new());
         }
-        let cfg = LaunchConfig { grid_dim: (grid_1d(count, 128)?, 1, 1), block_dim: (128, 1, 1), shared_mem_bytes: 0 };
-        let (m64, n64, tm64, tn64, cb64, count64) =
-            (m as u64, n as u64, tm as u64, tn as u64, col_blocks as u64, count as u64);
         let stream = &self.stream;
         let bytes = guarded("leaf hashes", || {
             let c_dev = stream.clone_htod(c)?;
-            let mut out = stream.alloc_zeros::<u8>(count * 32)?;
-            // SAFETY: matches `c_leaf_hashes(const int* c, u64 m, u64 n, u64 tm, u64 tn, u64
-            // col_blocks, u64 tile_count, u8* out)`; `c_dev` holds m·n i32 (reads are bounded by
-            // m, n) and `out` 32 bytes per tile (one thread per tile < tile_count).
-            unsafe {
-                stream
-                    .launch_builder(&self.functions.leaf)
-                    .arg(&c_dev)
-                    .arg(&m64)
-                    .arg(&n64)
-                    .arg(&tm64)
-                    .arg(&tn64)
-                    .arg(&cb64)
-                    .arg(&count64)
-                    .arg(&mut out)
-                    .launch(cfg)
-            }?;
+            let mut out = stream.alloc_zeros::<u8>(shape.count * 32)?;
+            self.launch_leaf(&c_dev, &shape, &mut out)?;
             let bytes = stream.clone_dtoh(&out)?;
             stream.synchronize()?;
             Ok(bytes)
         })?;
-        Ok(bytes.chunks_exact(32).map(|d| d.try_into().expect("32-byte chunks")).collect())
+        Ok(digests(&bytes))
     }
 
     /// `matrix·r mod 2^61−1` for each of `rounds` vectors (`vectors` is `[round][cols]`,
@@ -363,41 +488,71 @@ impl GpuDevice {
         if cols == 0 {
             return Ok(vec![0; rows * rounds]);
         }
-        let cfg = LaunchConfig { grid_dim: (grid_1d(rows, 8)?, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
-        let (rows64, cols64) = (rows as u64, cols as u64);
+        grid_1d(rows, 8)?;
         let stream = &self.stream;
         guarded("projection", || {
             let v_dev = stream.clone_htod(vectors)?;
             let mut out = stream.alloc_zeros::<u64>(rows * rounds)?;
-            let (m_i32, m_i8) = match matrix {
-                Element::I32(m) => (Some(stream.clone_htod(m)?), None),
-                Element::I8(m) => (None, Some(stream.clone_htod(m)?)),
-            };
-            for round0 in (0..rounds).step_by(4) {
-                let (r0, count) = (round0 as u32, (rounds - round0).min(4) as u32);
-                let mut launch = match (&m_i32, &m_i8) {
-                    (Some(m), _) => {
-                        let mut l = stream.launch_builder(&self.functions.project_i32);
-                        l.arg(m);
-                        l
-                    }
-                    (_, Some(m)) => {
-                        let mut l = stream.launch_builder(&self.functions.project_i8);
-                        l.arg(m);
-                        l
-                    }
-                    _ => unreachable!("one matrix was uploaded"),
-                };
-                // SAFETY: matches `project_{i32,i8}(const T* mat, u64 rows, u64 cols, const u64*
-                // vectors, u32 round0, u32 count, u64* out)`; the matrix holds rows·cols
-                // entries, vectors rounds·cols and out rounds·rows; round0 + count ≤ rounds.
-                unsafe { launch.arg(&rows64).arg(&cols64).arg(&v_dev).arg(&r0).arg(&count).arg(&mut out).launch(cfg) }?;
+            match matrix {
+                Element::I32(m) => {
+                    let m_dev = stream.clone_htod(m)?;
+                    self.launch_project(DeviceMatrix::I32(&m_dev), rows, cols, &v_dev, rounds, &mut out)?;
+                }
+                Element::I8(m) => {
+                    let m_dev = stream.clone_htod(m)?;
+                    self.launch_project(DeviceMatrix::I8(&m_dev), rows, cols, &v_dev, rounds, &mut out)?;
+                }
             }
             let result = stream.clone_dtoh(&out)?;
             stream.synchronize()?;
             Ok(result)
         })
     }
+
+    /// `out[round][row] = matrix·v_round mod 2^61−1` on device buffers. The callers check the
+    /// shapes (`matrix` rows·cols, `vectors` rounds·cols reduced, `out` rounds·rows) and that
+    /// `rows.div_ceil(8)` fits a grid.
+    pub(crate) fn launch_project(
+        &self,
+        matrix: DeviceMatrix<'_>,
+        rows: usize,
+        cols: usize,
+        vectors: &CudaSlice<u64>,
+        rounds: usize,
+        out: &mut CudaSlice<u64>,
+    ) -> Result<(), DriverError> {
+        let cfg =
+            LaunchConfig { grid_dim: (rows.div_ceil(8) as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
+        let (rows64, cols64) = (rows as u64, cols as u64);
+        for round0 in (0..rounds).step_by(4) {
+            let (r0, count) = (round0 as u32, (rounds - round0).min(4) as u32);
+            let mut launch = match matrix {
+                DeviceMatrix::I32(m) => {
+                    let mut l = self.stream.launch_builder(&self.functions.project_i32);
+                    l.arg(m);
+                    l
+                }
+                DeviceMatrix::I8(m) => {
+                    let mut l = self.stream.launch_builder(&self.functions.project_i8);
+                    l.arg(m);
+                    l
+                }
+            };
+            // SAFETY: matches `project_{i32,i8}(const T* mat, u64 rows, u64 cols, const u64*
+            // vectors, u32 round0, u32 count, u64* out)`; the matrix holds rows·cols entries,
+            // vectors rounds·cols and out rounds·rows (the callers' contract); round0 + count ≤
+            // rounds.
+            unsafe { launch.arg(&rows64).arg(&cols64).arg(vectors).arg(&r0).arg(&count).arg(&mut *out).launch(cfg) }?;
+        }
+        Ok(())
+    }
+}
+
+/// A matrix already on the device, for [`GpuDevice::launch_project`].
+#[derive(Clone, Copy)]
+pub(crate) enum DeviceMatrix<'a> {
+    I32(&'a CudaSlice<i32>),
+    I8(&'a CudaSlice<i8>),
 }
 
 #[derive(Clone, Copy)]

@@ -21,13 +21,16 @@
 //! launches, in `probe`, `nvrtc` and `device`), each block with a `SAFETY:` comment.
 #![deny(unsafe_code)]
 
+pub mod cublaslt;
 pub mod device;
 pub mod nvrtc;
 pub mod probe;
 pub mod sources;
+pub mod timing;
 
 pub use device::{GemmKernel, GpuDevice};
 pub use probe::{DeviceInfo, DriverInfo};
+pub use timing::{CublasTiming, PipelineTimings, TimingRequest};
 
 /// Why the GPU cannot be used, or a GPU operation failed.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -19,8 +19,8 @@ pub mod respond;
 #[cfg(feature = "sidecar")]
 pub mod sidecar;
 
-pub use backend::{Backend, BackendError, CpuBackend, Execution, execute};
+pub use backend::{Backend, BackendError, CpuBackend, Execution, LEAF_SPOT_CHECKS, execute};
 pub use cuda::best_backend;
 #[cfg(feature = "cuda")]
-pub use cuda::{CudaBackend, CudaError};
+pub use cuda::{CudaBackend, CudaError, FallbackPolicy};
 pub use respond::{CommittedJob, RespondError};

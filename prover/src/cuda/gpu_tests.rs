@@ -7,6 +7,8 @@ use matproof_protocol::matrix::{MatrixI8, MatrixI32, random_i8};
 use matproof_protocol::tiling::{CircuitShape, Tiling};
 use matproof_protocol::transcript::Challenge;
 
+use matproof_gpu_kernels::TimingRequest;
+
 use super::CudaBackend;
 use crate::{Backend, CpuBackend, execute};
 
@@ -120,4 +122,38 @@ fn execute_on_the_gpu_matches_the_cpu_end_to_end() {
     assert_eq!(on_gpu.c, on_cpu.c);
     assert_eq!(on_gpu.c_tree.root(), on_cpu.c_tree.root());
     assert_eq!(gpu.fallbacks(), 0, "every call ran on the GPU");
+}
+
+#[test]
+fn gemm_with_leaf_hashes_hashes_c_on_the_device_like_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let cpu = CpuBackend::best();
+    for (index, &(m, k, n)) in SHAPES.iter().enumerate() {
+        let a = random_i8(m, k, 400 + index as u64).unwrap();
+        let b = random_i8(k, n, 500 + index as u64).unwrap();
+        let expected = cpu.gemm(&a, &b).unwrap();
+        for (tm, tn) in [(1, 1), (4, 4), (3, 5), (32, 64)] {
+            let tiling = Tiling::new(m, k, n, CircuitShape { tm, tn, kc: k }).unwrap();
+            let (c, leaves) = gpu.try_gemm_with_leaf_hashes(&tiling, &a, &b).unwrap();
+            assert_eq!(c, expected, "{m}x{k}x{n}");
+            assert_eq!(leaves, c_leaf_hashes(&tiling, &expected).unwrap(), "{m}x{k}x{n} tiles {tm}x{tn}");
+        }
+    }
+}
+
+#[test]
+fn pipeline_timing_runs_and_cublas_agrees_with_our_product() {
+    let Some(gpu) = gpu() else { return };
+    for (m, k, n) in [(512, 512, 512), (300, 200, 170), (1024, 4096, 768)] {
+        let a = random_i8(m, k, 600).unwrap();
+        let b = random_i8(k, n, 601).unwrap();
+        let request = TimingRequest { m, k, n, tm: 4, tn: 4, rounds: 2, runs: 3 };
+        let timings = gpu.device().time_pipeline(a.as_slice(), b.as_slice(), request).unwrap();
+        assert!(timings.gemm_ms > 0.0 && timings.leaf_ms > 0.0 && timings.project_ms > 0.0, "{timings:?}");
+        match &timings.cublas {
+            Ok(cublas) => assert!(cublas.agrees, "cuBLASLt's product differs from ours at {m}x{k}x{n}"),
+            Err(e) => println!("{m}x{k}x{n}: cuBLASLt did not run: {e}"),
+        }
+        println!("{m}x{k}x{n}: {timings:?}");
+    }
 }

@@ -10,7 +10,7 @@
 mod backend;
 
 #[cfg(feature = "cuda")]
-pub use backend::{CudaBackend, CudaError};
+pub use backend::{CudaBackend, CudaError, FallbackPolicy};
 
 use crate::{Backend, CpuBackend};
 
