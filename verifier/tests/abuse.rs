@@ -1,7 +1,9 @@
 //! Abuse of one verifier node over real gRPC on loopback (issue #6, item 5): a message one
 //! byte over the node's limit, slow clients that never finish their `Respond` stream, and a
 //! flood of `OpenJob`. Each is refused with a named status, the node's memory stays bounded,
-//! the ledger stays conserved, and an honest job is still served.
+//! the ledger stays conserved, and an honest job is still served. A burst of concurrent
+//! `OpenJob`s opens exactly the free slots of `max_open_jobs` (on SQLite, and on PostgreSQL
+//! in a fresh schema when `MATPROOF_TEST_POSTGRES_URL` is set).
 #![cfg(feature = "service")]
 
 use std::sync::OnceLock;
@@ -27,6 +29,7 @@ use pb::verifier_client::VerifierClient;
 use prost::Message;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
+use sqlx::{Connection, Executor};
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -63,16 +66,54 @@ struct Node {
 
 async fn start_node(limits: NodeLimits) -> Node {
     let dir = tempfile::tempdir().expect("temp dir");
-    let node = start(NodeConfig {
+    let node = start_node_at(&format!("sqlite://{}?mode=rwc", dir.path().join("node.db").display()), limits).await;
+    Node { node, _dir: dir }
+}
+
+async fn start_node_at(url: &str, limits: NodeLimits) -> RunningNode {
+    start(NodeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
-        database_url: format!("sqlite://{}?mode=rwc", dir.path().join("node.db").display()),
+        database_url: url.to_string(),
         identity: Identity::generate().unwrap(),
         verifying_keys: vec![keys().1.clone()],
         limits,
     })
     .await
-    .expect("start node");
-    Node { node, _dir: dir }
+    .expect("start node")
+}
+
+/// One database to run a scenario against.
+struct Target {
+    name: &'static str,
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+    schema: Option<(String, String)>,
+}
+
+impl Target {
+    async fn finish(self) {
+        if let Some((base, schema)) = &self.schema {
+            let mut c = sqlx::PgConnection::connect(base).await.expect("connect to PostgreSQL");
+            c.execute(format!("DROP SCHEMA {schema} CASCADE").as_str()).await.expect("drop schema");
+        }
+    }
+}
+
+/// SQLite in a temp dir, and PostgreSQL in a fresh schema when
+/// `MATPROOF_TEST_POSTGRES_URL` is set.
+async fn targets() -> Vec<Target> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("node.db").display());
+    let mut out = vec![Target { name: "sqlite", url, _dir: Some(dir), schema: None }];
+    if let Ok(base) = std::env::var("MATPROOF_TEST_POSTGRES_URL") {
+        let schema = format!("mp_abuse_{:016x}", rand::random::<u64>());
+        let mut c = sqlx::PgConnection::connect(&base).await.expect("connect to PostgreSQL");
+        c.execute(format!("CREATE SCHEMA {schema}").as_str()).await.expect("create schema");
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options[search_path]={schema}");
+        out.push(Target { name: "postgres", url, _dir: None, schema: Some((base, schema)) });
+    }
+    out
 }
 
 async fn client(url: String) -> VerifierClient<Channel> {
@@ -383,9 +424,8 @@ async fn a_flood_of_open_jobs_is_refused_cleanly_with_memory_bounded() {
     let get = |k: &str| counts.get(k).copied().unwrap_or(0);
     assert_eq!(get("Unauthenticated"), CONNECTIONS * PER_CONNECTION / 2, "{counts:?}");
     let opened = get("Ok");
-    // Count-then-insert is not atomic: concurrent OpenJobs may overshoot by the number in
-    // flight (at most one per connection here).
-    assert!(opened >= 1 && opened as u64 <= MAX_OPEN - 1 + CONNECTIONS as u64, "{counts:?}");
+    // A hard bound: exactly the free slots (one is taken by the job opened before).
+    assert_eq!(opened as u64, MAX_OPEN - 1, "{counts:?}");
     assert_eq!(get("ResourceExhausted") + opened, CONNECTIONS * PER_CONNECTION / 2, "{counts:?}");
     assert!(rss_after.saturating_sub(rss_before) < 200 * 1024, "RSS grew {rss_before} -> {rss_after} KiB");
 
@@ -401,4 +441,88 @@ async fn a_flood_of_open_jobs_is_refused_cleanly_with_memory_bounded() {
     assert_eq!(v.verdict, Verdict::Approved, "{}", v.reason);
     assert_eq!(ledger.transfer(&honest.id()).await.unwrap().state, TransferState::Posted);
     ledger.conservation_check().await.expect("conservation");
+}
+
+/// (d) `max_open_jobs` is hard: a burst of valid `OpenJob`s, all in flight at once over
+/// several connections, opens exactly the free slots and refuses every other one with
+/// `RESOURCE_EXHAUSTED`; opened and challenged jobs take a slot, a judged one does not; the
+/// same spec opened again while full is still answered; a judged job frees its slot. On
+/// every target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_open_jobs_opens_exactly_the_free_slots() {
+    const MAX_OPEN: u64 = 12;
+    const CONNECTIONS: usize = 8;
+    const BURST: usize = 160;
+    for t in targets().await {
+        eprintln!("-- {}", t.name);
+        let limits = NodeLimits { max_open_jobs: MAX_OPEN, max_concurrent_rpcs: BURST, ..NodeLimits::default() };
+        let node = start_node_at(&t.url, limits).await;
+        let ledger = node.ledger().clone();
+        let mut c = client(node.url()).await;
+
+        // Before the burst: one job approved (no slot), one challenged, one opened (a slot each).
+        let parties = funded(&ledger, 4).await;
+        let judged = Job::new(&parties);
+        let openings = judged.open_and_commit(&mut c, &parties).await;
+        let v = judged.respond(&mut c, &openings, &parties.provider).await.expect("respond");
+        assert_eq!(v.verdict, Verdict::Approved, "{}", v.reason);
+        let challenged = Job::new(&parties);
+        let challenged_openings = challenged.open_and_commit(&mut c, &parties).await;
+        let opened = Job::new(&parties);
+        c.open_job(opened.open_request(&parties)).await.expect("open");
+        let free = (MAX_OPEN - 2) as usize;
+
+        let flooder = funded(&ledger, BURST as u64).await;
+        let requests: Vec<pb::OpenJobRequest> = (0..BURST)
+            .map(|_| {
+                let s = spec(&flooder, rand::random(), rand::random());
+                open_request(&s, flooder.consumer.sign(PURPOSE_JOB, &s.canonical_bytes()))
+            })
+            .collect();
+        let mut clients = Vec::new();
+        for _ in 0..CONNECTIONS {
+            clients.push(client(node.url()).await);
+        }
+        // Every request on its own task, released together.
+        let gate = std::sync::Arc::new(tokio::sync::Barrier::new(BURST));
+        let mut tasks = Vec::new();
+        for (i, req) in requests.into_iter().enumerate() {
+            let (mut c, gate) = (clients[i % CONNECTIONS].clone(), gate.clone());
+            tasks.push(tokio::spawn(async move {
+                gate.wait().await;
+                c.open_job(req).await.map(|_| ())
+            }));
+        }
+        let mut ok = 0usize;
+        for task in tasks {
+            match task.await.expect("burst task") {
+                Ok(()) => ok += 1,
+                Err(e) => {
+                    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+                    assert!(e.message().contains("too many jobs awaiting a response"), "{e:?}");
+                }
+            }
+        }
+        eprintln!("{}: burst of {BURST}: {ok} opened, {} refused, {free} free slots", t.name, BURST - ok);
+        assert_eq!(ok, free, "exactly the free slots are opened");
+        let left = ledger.balance(&consumer_account(&flooder.consumer.public_key())).await.unwrap();
+        assert_eq!(left, PRICE * (BURST - free) as u64, "escrowed exactly the opened jobs");
+        ledger.conservation_check().await.expect("conservation");
+
+        // Full: a new job is refused, the same spec again is still answered.
+        let late = Job::new(&parties);
+        let e = c.open_job(late.open_request(&parties)).await.expect_err("full");
+        assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+        c.open_job(opened.open_request(&parties)).await.expect("the same spec again");
+        // A judged job frees its slot: one more opens, and then none.
+        let v = challenged.respond(&mut c, &challenged_openings, &parties.provider).await.expect("respond");
+        assert_eq!(v.verdict, Verdict::Approved, "{}", v.reason);
+        c.open_job(late.open_request(&parties)).await.expect("a freed slot");
+        let again = Job::new(&parties);
+        let e = c.open_job(again.open_request(&parties)).await.expect_err("full again");
+        assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+        ledger.conservation_check().await.expect("conservation");
+        node.shutdown().await;
+        t.finish().await;
+    }
 }

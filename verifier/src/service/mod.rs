@@ -23,8 +23,10 @@
 //! * `OpenJob`: every field is validated at the boundary; the consumer's signature over the
 //!   canonical spec must verify; the spec's `vk_hash` must be one of the node's keys; the
 //!   deadline must be in the future; full mode brings `A`, `B` whose recomputed `R_A`, `R_B`
-//!   must equal the spec's. The job is persisted, then the price moves into escrow
-//!   (idempotent: the same spec again answers the same `job_id`).
+//!   must equal the spec's. The job is persisted if fewer than
+//!   [`NodeLimits::max_open_jobs`] await a response (counted and inserted under one
+//!   database lock, so the bound is hard; `RESOURCE_EXHAUSTED` otherwise), then the price
+//!   moves into escrow (idempotent: the same spec again answers the same `job_id`).
 //! * `Commit`: **one commitment per job.** The first signed `R_C` draws a 32-byte seed from
 //!   the OS CSPRNG and persists it (a conditional `UPDATE`: two racing commits cannot both
 //!   win) before the signed challenge is returned; the same `R_C` again gets the same
@@ -74,8 +76,9 @@ pub struct NodeLimits {
     pub rpc_timeout: Duration,
     /// RPCs served at once across all connections; more wait (within `rpc_timeout`).
     pub max_concurrent_rpcs: usize,
-    /// Jobs awaiting a response (opened or challenged) at once; a new `OpenJob` beyond it is
-    /// `RESOURCE_EXHAUSTED`.
+    /// Jobs awaiting a response (opened or challenged) at once, counted over the whole
+    /// database (every node sharing it); a new `OpenJob` beyond it is `RESOURCE_EXHAUSTED`.
+    /// A hard bound: concurrent `OpenJob`s are admitted one at a time.
     pub max_open_jobs: u64,
     /// The largest gRPC message decoded or encoded, at most
     /// [`MAX_MESSAGE_BYTES`].
@@ -216,6 +219,11 @@ pub(crate) struct Node {
     pub(crate) store: store::Store,
     pub(crate) limits: NodeLimits,
     pub(crate) permits: Arc<Semaphore>,
+    /// Serializes `OpenJob` admissions within this process, so that a burst queues here
+    /// instead of in the database's lock (SQLite's busy wait, or one pooled connection per
+    /// waiter on PostgreSQL). Not what makes `max_open_jobs` hard: the database check is
+    /// (`store::Store::admit_job`), and it holds across processes.
+    pub(crate) admission: tokio::sync::Mutex<()>,
 }
 
 /// Opens the database (running the migrations), recovers, and starts serving.
@@ -250,6 +258,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         ledger: ledger.clone(),
         store: store.clone(),
         permits: Arc::new(Semaphore::new(limits.max_concurrent_rpcs)),
+        admission: tokio::sync::Mutex::new(()),
         limits: limits.clone(),
     });
 

@@ -20,7 +20,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::accounts::{consumer_account, provider_account, stake_account};
 use super::judge::{self, Judgement, Response as JudgedResponse};
-use super::store::{JobRow, JobState, StoreError};
+use super::store::{Admission, JobRow, JobState, StoreError};
 use super::{Node, now_unix_ms};
 use crate::ledger::{self, LedgerError};
 
@@ -225,10 +225,17 @@ impl pb::verifier_server::Verifier for VerifierService {
         };
         let existing = node.store.load(&job_id).await.map_err(store_status)?;
         if existing.is_none() {
-            if node.store.open_jobs().await.map_err(store_status)? >= node.limits.max_open_jobs {
-                return Err(Status::resource_exhausted("too many jobs awaiting a response"));
+            // One admission at a time in this process (FIFO, holding one pool connection);
+            // the hard bound itself is the database's, which also holds across nodes.
+            let _admission = node.admission.lock().await;
+            let max_open = node.limits.max_open_jobs;
+            match node.store.admit_job(&spec, &consumer_signature, inputs, now, max_open).await {
+                Ok(Admission::Inserted | Admission::Exists) => {}
+                Ok(Admission::Full) => {
+                    return Err(Status::resource_exhausted("too many jobs awaiting a response"));
+                }
+                Err(e) => return Err(store_status(e)),
             }
-            node.store.insert_job(&spec, &consumer_signature, inputs, now).await.map_err(store_status)?;
         }
         node.ledger
             .open_pending(

@@ -1,4 +1,4 @@
-//! The node's own tables (`migrations/0002_node.sql`): jobs, their one commitment and
+//! The node's own tables (`migrations/0002_node.sql`, `0003_node_admission.sql`): jobs, their one commitment and
 //! challenge, verdicts and receipts. Same database and single-dialect SQL as the ledger
 //! (SQLite or PostgreSQL through `sqlx::Any`); byte strings are stored as hex `TEXT`.
 
@@ -45,6 +45,17 @@ impl JobState {
             _ => return Err(StoreError::Corrupt(format!("job state {s:?}"))),
         })
     }
+}
+
+/// What [`Store::admit_job`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// The job is new and was inserted.
+    Inserted,
+    /// The job was already stored (the same spec opened again).
+    Exists,
+    /// `max_open` jobs are awaiting a response: nothing inserted.
+    Full,
 }
 
 /// A failure of the node's tables.
@@ -114,19 +125,55 @@ impl Store {
         self.pool.close().await;
     }
 
-    /// Inserts a new job (and its full-mode inputs) unless it exists; `true` if inserted.
-    pub(crate) async fn insert_job(
+    /// Admits a new job (and its full-mode inputs) if it does not exist and fewer than
+    /// `max_open` jobs are awaiting a response; a hard bound, even under concurrent calls and
+    /// with many nodes on one database.
+    ///
+    /// The check and the insert run in one transaction that first updates the one row of
+    /// `node_admission` (`migrations/0003_node_admission.sql`). That write serializes
+    /// admissions: on PostgreSQL the row lock holds the next admission until this one commits
+    /// or rolls back, and its `COUNT` (a new statement, so a new snapshot under READ
+    /// COMMITTED) then sees every job admitted before it; on SQLite the `UPDATE` takes the
+    /// database's write lock up front (so no stale read snapshot either). A conditional
+    /// `INSERT … WHERE (SELECT COUNT(*) …) < limit` alone is not enough on PostgreSQL: two
+    /// such inserts do not conflict, and neither sees the other's uncommitted row.
+    ///
+    /// The open count is not kept in a counter: it is always counted from `node_jobs`, whose
+    /// state changes (commit, verdict, expiry) need no lock since they only lower it. So there
+    /// is nothing to decrement or to repair after a crash or restart: a transaction that dies
+    /// rolls back its insert and its lock together.
+    pub(crate) async fn admit_job(
         &self,
         spec: &JobSpec,
         consumer_signature: &Signature,
         inputs: Option<(&[u8], &[u8])>,
         now_unix_ms: u64,
-    ) -> Result<bool, StoreError> {
+        max_open: u64,
+    ) -> Result<Admission, StoreError> {
         let job_id = hex::encode(spec.job_id());
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
+        let locked =
+            sqlx::query("UPDATE node_admission SET admissions = admissions + 1 WHERE id = 1").execute(&mut *tx).await?;
+        if locked.rows_affected() != 1 {
+            return Err(StoreError::Corrupt("node_admission has no row".into()));
+        }
+        let exists =
+            sqlx::query("SELECT 1 FROM node_jobs WHERE job_id = $1").bind(&job_id).fetch_optional(&mut *tx).await?;
+        if exists.is_some() {
+            tx.rollback().await?;
+            return Ok(Admission::Exists);
+        }
+        let row = sqlx::query("SELECT COUNT(*) FROM node_jobs WHERE state IN ('opened', 'challenged')")
+            .fetch_one(&mut *tx)
+            .await?;
+        let open = u64::try_from(row.try_get::<i64, _>(0)?).unwrap_or(0);
+        if open >= max_open {
+            tx.rollback().await?;
+            return Ok(Admission::Full);
+        }
+        sqlx::query(
             "INSERT INTO node_jobs (job_id, spec, consumer_signature, deadline_unix_ms, state, created_unix_ms) \
-             VALUES ($1, $2, $3, $4, 'opened', $5) ON CONFLICT (job_id) DO NOTHING",
+             VALUES ($1, $2, $3, $4, 'opened', $5)",
         )
         .bind(&job_id)
         .bind(hex::encode(spec.canonical_bytes()))
@@ -135,8 +182,7 @@ impl Store {
         .bind(to_i64(now_unix_ms))
         .execute(&mut *tx)
         .await?;
-        let inserted = done.rows_affected() == 1;
-        if inserted && let Some((a, b)) = inputs {
+        if let Some((a, b)) = inputs {
             sqlx::query("INSERT INTO node_job_inputs (job_id, a_npy, b_npy) VALUES ($1, $2, $3)")
                 .bind(&job_id)
                 .bind(hex::encode(a))
@@ -145,15 +191,7 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
-        Ok(inserted)
-    }
-
-    /// Jobs still awaiting a response (opened or challenged).
-    pub(crate) async fn open_jobs(&self) -> Result<u64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) FROM node_jobs WHERE state IN ('opened', 'challenged')")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(u64::try_from(row.try_get::<i64, _>(0)?).unwrap_or(0))
+        Ok(Admission::Inserted)
     }
 
     pub(crate) async fn load(&self, job_id: &Digest) -> Result<Option<JobRow>, StoreError> {
