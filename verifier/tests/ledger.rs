@@ -2,8 +2,9 @@
 //! when `MATPROOF_TEST_POSTGRES_URL` is set, also against PostgreSQL in a fresh schema.
 #![cfg(feature = "service")]
 
+use matproof_protocol::receipt::Verdict;
 use matproof_verifier::ledger::{
-    ESCROW_ACCOUNT, JobId, Ledger, LedgerError, MAX_AMOUNT, Movement, Operation, TransferState, Verdict, transfer_id,
+    ESCROW_ACCOUNT, JobId, Ledger, LedgerError, MAX_AMOUNT, Movement, Operation, TransferState, transfer_id,
 };
 use sqlx::{Connection, Executor};
 
@@ -57,6 +58,18 @@ fn accounts() -> (String, String, String) {
     (format!("consumer-{p}"), format!("provider-{p}"), format!("stake-{p}"))
 }
 
+/// The verdict column as stored, read over a connection of our own: the stored names are
+/// part of the format (existing databases hold them), whatever type the API uses.
+async fn stored_verdict(url: &str, j: &JobId) -> Option<String> {
+    sqlx::any::install_default_drivers();
+    let mut c = sqlx::AnyConnection::connect(url).await.expect("connect");
+    sqlx::query_scalar("SELECT verdict FROM ledger_transfers WHERE transfer_id = $1")
+        .bind(transfer_id(j))
+        .fetch_one(&mut c)
+        .await
+        .expect("verdict column")
+}
+
 async fn conserved(l: &Ledger) {
     l.conservation_check().await.expect("conservation");
 }
@@ -87,6 +100,7 @@ async fn full_lifecycle() {
         conserved(&l).await;
         let verdict = l.record_verdict(&j, Verdict::Approved, &[7; 32]).await.unwrap();
         assert!(!verdict.replayed && verdict.movements.is_empty());
+        assert_eq!(stored_verdict(&t.url, &j).await.as_deref(), Some("approved"));
         conserved(&l).await;
         let post = l.post(&j).await.unwrap();
         assert!(!post.replayed);
@@ -127,6 +141,8 @@ async fn void_refunds_and_settle() {
         conserved(&l).await;
         // settle(Rejected) records the verdict, then voids.
         let s = l.settle(&j2, Verdict::Rejected, &[1; 32]).await.unwrap();
+        assert_eq!(stored_verdict(&t.url, &j2).await.as_deref(), Some("rejected"));
+        assert_eq!(stored_verdict(&t.url, &j1).await, None);
         assert_eq!((s.operation, s.replayed), (Operation::Void, false));
         assert_eq!(l.balance(&consumer).await.unwrap(), 500);
         assert_eq!(l.balance(&provider).await.unwrap(), 0);

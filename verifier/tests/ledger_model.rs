@@ -21,8 +21,10 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use matproof_protocol::receipt::Verdict;
 use matproof_verifier::ledger::{
-    ESCROW_ACCOUNT, FaultPlan, JobId, Ledger, LedgerError, Movement, Outcome, RecoveryReport, TransferState, Verdict,
+    ESCROW_ACCOUNT, FaultPlan, JobId, Ledger, LedgerError, Movement, Outcome, RecoveryReport, TransferState,
+    verdict_target,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -286,12 +288,12 @@ impl Model {
 
     fn verdict(&mut self, job: usize, verdict: Verdict, hash: u8) -> R<bool> {
         let key = (Key::Verdict, job);
-        let body = format!("{verdict}|{hash}");
+        let body = format!("{}|{hash}", verdict.as_str());
         if let Some(b) = self.keys.get(&key) {
             return if *b == body { Ok(true) } else { Err("IdempotencyConflict".into()) };
         }
         let t = self.transfers.get(&job).ok_or("UnknownJob")?;
-        if !(t.state == TransferState::Pending || t.state == verdict.target()) || t.verdict.is_some() {
+        if !(t.state == TransferState::Pending || t.state == verdict_target(verdict)) || t.verdict.is_some() {
             return Err("InvalidTransition".into());
         }
         let mut next = self.clone();
@@ -303,7 +305,7 @@ impl Model {
 
     fn settle(&mut self, job: usize, verdict: Verdict, hash: u8) -> R<(Vec<Movement>, bool)> {
         self.verdict(job, verdict, hash)?;
-        self.release(job, verdict.target())
+        self.release(job, verdict_target(verdict))
     }
 
     fn recover(&mut self) -> R<(Vec<usize>, Vec<usize>)> {
@@ -315,7 +317,7 @@ impl Model {
             .collect();
         let (mut posted, mut voided) = (Vec::new(), Vec::new());
         for (job, v) in todo {
-            let (_, replayed) = self.release(job, v.target())?;
+            let (_, replayed) = self.release(job, verdict_target(v))?;
             if !replayed {
                 if v == Verdict::Approved { posted.push(job) } else { voided.push(job) }
             }

@@ -1,6 +1,8 @@
 //! The ledger's error type.
 
-use super::{Operation, TransferState, Verdict};
+use matproof_protocol::receipt::Verdict;
+
+use super::{Operation, TransferState, verdict_name};
 
 /// Everything a ledger operation can refuse or fail with. Every refusal leaves the ledger
 /// unchanged: the operation's database transaction is rolled back.
@@ -39,7 +41,7 @@ pub enum LedgerError {
     },
     /// The job's recorded verdict forbids the operation (posting a rejected job, voiding or
     /// slashing an approved one).
-    #[error("job {job_id_hex} has verdict {verdict}, which forbids {operation}")]
+    #[error("job {job_id_hex} has verdict {}, which forbids {operation}", verdict_name(*.verdict))]
     VerdictConflict {
         /// The job, hex-encoded.
         job_id_hex: String,

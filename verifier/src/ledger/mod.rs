@@ -71,6 +71,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use matproof_protocol::receipt::Verdict;
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyConnection, AnyPool, Executor, Row};
@@ -166,47 +167,31 @@ impl FromStr for TransferState {
     }
 }
 
-/// A verifier's verdict on a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Verdict {
-    /// The answer checked out: the escrow goes to the provider.
-    Approved,
-    /// The answer was refused: the escrow goes back to the consumer.
-    Rejected,
-}
-
-impl Verdict {
-    /// The name stored in the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Approved => "approved",
-            Verdict::Rejected => "rejected",
-        }
-    }
-
-    /// The transfer state this verdict leads to.
-    pub fn target(self) -> TransferState {
-        match self {
-            Verdict::Approved => TransferState::Posted,
-            Verdict::Rejected => TransferState::Voided,
-        }
+/// The name a verdict is stored under (`ledger_transfers.verdict`, and the idempotency body
+/// of [`Ledger::record_verdict`]). Part of the stored format: existing databases hold these
+/// strings, so they never change. (Free functions, not `FromStr`/`Display`: the verdict type
+/// is [`matproof_protocol::receipt::Verdict`], foreign to this crate.)
+pub(crate) fn verdict_name(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Approved => "approved",
+        Verdict::Rejected => "rejected",
     }
 }
 
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+/// The verdict stored under `name` (see [`verdict_name`]).
+pub(crate) fn parse_verdict(name: &str) -> Result<Verdict, LedgerError> {
+    match name {
+        "approved" => Ok(Verdict::Approved),
+        "rejected" => Ok(Verdict::Rejected),
+        _ => Err(LedgerError::Corrupt { reason: format!("verdict {name:?}") }),
     }
 }
 
-impl FromStr for Verdict {
-    type Err = LedgerError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "approved" => Ok(Verdict::Approved),
-            "rejected" => Ok(Verdict::Rejected),
-            _ => Err(LedgerError::Corrupt { reason: format!("verdict {s:?}") }),
-        }
+/// The transfer state a verdict leads to: approved → posted, rejected → voided.
+pub fn verdict_target(verdict: Verdict) -> TransferState {
+    match verdict {
+        Verdict::Approved => TransferState::Posted,
+        Verdict::Rejected => TransferState::Voided,
     }
 }
 
@@ -621,7 +606,7 @@ impl Ledger {
         verdict: Verdict,
         body_hash_bytes: &[u8; 32],
     ) -> Result<Outcome, LedgerError> {
-        let body = body_hash(Operation::Verdict, &[job_id, verdict.as_str().as_bytes(), body_hash_bytes]);
+        let body = body_hash(Operation::Verdict, &[job_id, verdict_name(verdict).as_bytes(), body_hash_bytes]);
         let body = body.as_str();
         retry(move || self.try_verdict(job_id, verdict, body_hash_bytes, body)).await
     }
@@ -644,9 +629,9 @@ impl Ledger {
                  WHERE transfer_id = $1 AND verdict IS NULL AND state IN ('pending', $4)",
             )
             .bind(&tid)
-            .bind(verdict.as_str())
+            .bind(verdict_name(verdict))
             .bind(hex::encode(verdict_hash))
-            .bind(verdict.target().as_str())
+            .bind(verdict_target(verdict).as_str())
             .execute(&mut *tx)
             .await?;
             if done.rows_affected() != 1 {
@@ -654,7 +639,7 @@ impl Ledger {
                 return Err(LedgerError::InvalidTransition {
                     job_id_hex: hex::encode(job_id),
                     from: t.state,
-                    to: verdict.target(),
+                    to: verdict_target(verdict),
                 });
             }
             f.point("commit")?;
@@ -692,7 +677,7 @@ impl Ledger {
         let mut report = RecoveryReport::default();
         for row in rows {
             let job_id = parse_job_id(&row.try_get::<String, _>(0)?)?;
-            let verdict: Verdict = row.try_get::<String, _>(1)?.parse()?;
+            let verdict = parse_verdict(&row.try_get::<String, _>(1)?)?;
             let (result, list) = match verdict {
                 Verdict::Approved => (self.post(&job_id).await, &mut report.posted),
                 Verdict::Rejected => (self.void(&job_id).await, &mut report.voided),
@@ -825,7 +810,7 @@ async fn release(
     )
     .bind(tid)
     .bind(to.as_str())
-    .bind(forbidden.as_str())
+    .bind(verdict_name(forbidden))
     .execute(&mut *conn)
     .await?;
     let t = load_transfer(conn, tid).await?.ok_or_else(|| unknown(job_id))?;
@@ -966,7 +951,7 @@ async fn load_transfer(conn: &mut AnyConnection, tid: &str) -> Result<Option<Tra
     .fetch_optional(&mut *conn)
     .await?;
     let Some(r) = row else { return Ok(None) };
-    let verdict = r.try_get::<Option<String>, _>(6)?.map(|v| v.parse()).transpose()?;
+    let verdict = r.try_get::<Option<String>, _>(6)?.map(|v| parse_verdict(&v)).transpose()?;
     let verdict_body_hash =
         r.try_get::<Option<String>, _>(7)?.map(|h: String| parse_hash32("verdict_body_hash", &h)).transpose()?;
     Ok(Some(Transfer {

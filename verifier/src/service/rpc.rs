@@ -113,8 +113,8 @@ impl Node {
     pub(crate) async fn settle_job(&self, job_id: &Digest) -> Result<(), Status> {
         let row = self.load(job_id).await?;
         let (verdict, hash) = match (row.state, row.verdict_hash) {
-            (JobState::Approved, Some(h)) => (ledger::Verdict::Approved, h),
-            (JobState::Rejected, Some(h)) => (ledger::Verdict::Rejected, h),
+            (JobState::Approved, Some(h)) => (Verdict::Approved, h),
+            (JobState::Rejected, Some(h)) => (Verdict::Rejected, h),
             _ => return Err(Status::failed_precondition("no verdict to settle")),
         };
         self.ledger.record_verdict(job_id, verdict, &hash).await.map_err(ledger_status)?;
@@ -125,10 +125,10 @@ impl Node {
         }
         let spec = &row.spec;
         match verdict {
-            ledger::Verdict::Approved => {
+            Verdict::Approved => {
                 self.ledger.post(job_id).await.map_err(ledger_status)?;
             }
-            ledger::Verdict::Rejected => {
+            Verdict::Rejected => {
                 if row.fraud && spec.slash_amount > 0 {
                     let stake = stake_account(&spec.provider);
                     let beneficiary = consumer_account(&spec.consumer);
