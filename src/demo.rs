@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use matproof_circuits::{TileProvingKey, TileVerifyingKey};
+use matproof_circuits::{CacheOutcome, TileProvingKey, TileVerifyingKey};
 use matproof_protocol::identity::{Identity, PublicKey};
 use matproof_protocol::matrix::random_i8;
 use matproof_protocol::receipt::{Receipt, Verdict};
@@ -47,9 +47,17 @@ fn demo_keys() -> Result<(TileProvingKey, TileVerifyingKey, &'static str)> {
     let dir = default_key_dir();
     let (pk_path, vk_path) = key_paths(&dir, SHAPE);
     if pk_path.exists() && vk_path.exists() {
-        let loaded = TileProvingKey::read(&pk_path).and_then(|pk| Ok((pk, TileVerifyingKey::read(&vk_path)?)));
+        let loaded = TileProvingKey::read_cached(&pk_path)
+            .and_then(|(pk, outcome)| Ok((pk, outcome, TileVerifyingKey::read(&vk_path)?)));
         match loaded {
-            Ok((pk, vk)) if pk.verifying_key() == vk => return Ok((pk, vk, "loaded from cache")),
+            Ok((pk, outcome, vk)) if pk.verifying_key() == vk => {
+                let how = match outcome {
+                    CacheOutcome::Hit => "loaded from cache (proving key validated on an earlier run)",
+                    CacheOutcome::Written { .. } => "loaded from cache and validated",
+                    CacheOutcome::NotWritten { .. } => "loaded from cache and validated (load cache not writable)",
+                };
+                return Ok((pk, vk, how));
+            }
             Ok(_) => eprintln!("cached keys in {} do not match each other: regenerating", dir.display()),
             Err(e) => eprintln!("cached keys in {} are invalid ({e}): regenerating", dir.display()),
         }

@@ -78,7 +78,7 @@ fn key_files(dir: &Path, extension: &str) -> Result<Vec<PathBuf>> {
 pub fn load_proving_keys(dir: &Path) -> Result<Vec<TileProvingKey>> {
     let keys = key_files(dir, "pk")?
         .iter()
-        .map(|p| TileProvingKey::read(p).with_context(|| format!("reading {}", p.display())))
+        .map(|p| TileProvingKey::read_cached(p).map(|(key, _)| key).with_context(|| format!("reading {}", p.display())))
         .collect::<Result<Vec<_>>>()?;
     if keys.is_empty() {
         bail!("no proving key (*.pk) in {}: make one with `matproof setup --out {}`", dir.display(), dir.display());
@@ -238,7 +238,9 @@ impl LoadedJob {
     /// The proving key for the job's shape, from the key directory.
     pub fn proving_key(&self) -> Result<TileProvingKey> {
         let (pk_path, _) = key_paths(&self.key_dir, self.shape);
-        TileProvingKey::read(&pk_path).with_context(|| format!("reading {}", pk_path.display()))
+        TileProvingKey::read_cached(&pk_path)
+            .map(|(key, _)| key)
+            .with_context(|| format!("reading {}", pk_path.display()))
     }
 
     /// Commits to `A`, `B` and builds the spec (fresh nonce, deadline from now) signed by the

@@ -52,7 +52,8 @@ pub fn setup_with_progress(shape: CircuitShape, dir: &Path) -> Result<(TileProvi
     vk.write(&vk_path)?;
     bar.inc(1);
     bar.set_message("re-reading and validating");
-    let pk_back = TileProvingKey::read(&pk_path)?;
+    // Validates the file as written and leaves the load cache beside it for fast starts.
+    let (pk_back, _) = TileProvingKey::read_cached(&pk_path)?;
     let vk_back = TileVerifyingKey::read(&vk_path)?;
     anyhow::ensure!(vk_back == vk && pk_back.verifying_key() == vk, "key files did not read back identically");
     bar.inc(1);

@@ -248,6 +248,116 @@ impl TileProvingKey {
     pub fn read(path: &Path) -> Result<Self, KeyFileError> {
         Self::from_file_bytes(&read_file(path)?)
     }
+
+    /// Reads a key file through a local load cache beside it (`<path>.loadcache`).
+    ///
+    /// Validating a proving key means decompressing and subgroup-checking every point: seconds
+    /// for even a small circuit, paid on every start of a prover. The first call validates as
+    /// [`TileProvingKey::read`] does and then writes the key uncompressed, with the SHA-256 of
+    /// the key file it came from and of its own body; later calls check both digests and load
+    /// the points without re-validating them. Editing or replacing the key file changes its
+    /// digest and the cache is rebuilt; a damaged cache fails its digest and is rebuilt.
+    /// This trusts only what this process validated before; a proving key never decides what a
+    /// verifier accepts (a bad one makes proofs that fail), and the verifying key inside is
+    /// still hashed against the file's header and structurally checked on every load. A cache
+    /// that cannot be written (read-only directory) is skipped, never an error.
+    pub fn read_cached(path: &Path) -> Result<(Self, CacheOutcome), KeyFileError> {
+        let bytes = read_file(path)?;
+        let source_digest: [u8; 32] = Sha256::digest(&bytes).into();
+        let cache_path = load_cache_path(path);
+        let cache_error = match read_load_cache(&cache_path, &source_digest) {
+            Ok(Some(raw_body)) => match Self::from_raw_parts(&bytes, &raw_body) {
+                Ok(key) => return Ok((key, CacheOutcome::Hit)),
+                Err(e) => Some(e.to_string()),
+            },
+            Ok(None) => None,
+            Err(e) => Some(e.to_string()),
+        };
+        let key = Self::from_file_bytes(&bytes)?;
+        let mut raw_body = Vec::new();
+        key.pk.serialize_uncompressed(&mut raw_body).expect("serializing into a Vec cannot fail");
+        let outcome = match write_load_cache(&cache_path, &source_digest, &raw_body) {
+            Ok(()) => CacheOutcome::Written { previous_error: cache_error },
+            Err(e) => CacheOutcome::NotWritten { reason: e.to_string() },
+        };
+        Ok((key, outcome))
+    }
+
+    /// The key from a validated file's header and a cache body whose digests were checked.
+    fn from_raw_parts(file_bytes: &[u8], raw_body: &[u8]) -> Result<Self, KeyFileError> {
+        let KeyFileParts { shape, origin, hash, .. } = decode(file_bytes, KIND_PROVING)?;
+        let pk = ProvingKey::<Bn254>::deserialize_uncompressed_unchecked(raw_body)
+            .map_err(|e| KeyFileError::Body { reason: format!("load cache: {e}") })?;
+        let key = Self { shape, origin, pk };
+        check_hash(&hash, &key.verifying_key())?;
+        check_vk_structure(&key.pk.vk)?;
+        Ok(key)
+    }
+}
+
+/// What [`TileProvingKey::read_cached`] did with the load cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// Loaded from the cache.
+    Hit,
+    /// Validated the key file and wrote the cache (`previous_error`: why an existing cache
+    /// was not used, if there was one).
+    Written {
+        /// Why the cache that was there could not be used.
+        previous_error: Option<String>,
+    },
+    /// Validated the key file; the cache could not be written.
+    NotWritten {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Load-cache magic.
+const LOAD_CACHE_MAGIC: &[u8; 16] = b"MATPROOF-PKRAW1\n";
+
+/// `<key path>.loadcache`.
+pub fn load_cache_path(key_path: &Path) -> std::path::PathBuf {
+    let mut name = key_path.as_os_str().to_owned();
+    name.push(".loadcache");
+    name.into()
+}
+
+/// The cache body for `source_digest`, `None` when there is no cache file, an error when one
+/// exists but is for another key file or is damaged. Layout: magic, SHA-256 of the source key
+/// file, SHA-256 of the body, u64 body length, the body (ark-serialize uncompressed).
+fn read_load_cache(path: &Path, source_digest: &[u8; 32]) -> Result<Option<Vec<u8>>, KeyFileError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(KeyFileError::Io { path: path.display().to_string(), source }),
+    };
+    let stale = |reason: &str| KeyFileError::Header { reason: format!("load cache {}: {reason}", path.display()) };
+    if bytes.len() < 88 || &bytes[..16] != LOAD_CACHE_MAGIC {
+        return Err(stale("not a load cache"));
+    }
+    if &bytes[16..48] != source_digest {
+        return Err(stale("made from another key file"));
+    }
+    let body_len = u64::from_le_bytes(bytes[80..88].try_into().expect("8 bytes"));
+    let body = &bytes[88..];
+    if body_len != body.len() as u64 || body_len > 2 * MAX_KEY_BODY_BYTES {
+        return Err(stale("length does not match"));
+    }
+    if Sha256::digest(body).as_slice() != &bytes[48..80] {
+        return Err(stale("body digest does not match (damaged)"));
+    }
+    Ok(Some(body.to_vec()))
+}
+
+fn write_load_cache(path: &Path, source_digest: &[u8; 32], body: &[u8]) -> Result<(), KeyFileError> {
+    let mut out = Vec::with_capacity(88 + body.len());
+    out.extend_from_slice(LOAD_CACHE_MAGIC);
+    out.extend_from_slice(source_digest);
+    out.extend_from_slice(&Sha256::digest(body));
+    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    out.extend_from_slice(body);
+    write_file(path, &out)
 }
 
 fn check_hash(header: &[u8; 32], key: &TileVerifyingKey) -> Result<(), KeyFileError> {

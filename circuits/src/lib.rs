@@ -21,7 +21,7 @@ pub mod setup;
 pub mod tile;
 pub mod verify;
 
-pub use keys::{KeyOrigin, TileProvingKey, TileVerifyingKey};
+pub use keys::{CacheOutcome, KeyOrigin, TileProvingKey, TileVerifyingKey};
 pub use prove::{ProveError, TileProof, prove_tile, prove_tiles};
 pub use setup::{SetupError, development_setup};
 pub use tile::{TileFreivalds, TilePublicInputs, TileWitness, constraint_count, tile_z};

@@ -250,3 +250,74 @@ fn proving_phases() {
     prove_tile(&pk, w, sigma, rho).unwrap();
     println!("whole prove: {:?}", start.elapsed());
 }
+
+#[test]
+fn the_proving_key_load_cache_is_used_only_when_both_digests_match() {
+    use matproof_circuits::CacheOutcome;
+    use matproof_circuits::keys::load_cache_path;
+    let (pk, vk) = keys();
+    let dir = std::env::temp_dir().join(format!("matproof-pkcache-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tile.pk");
+    pk.write(&path).unwrap();
+    let cache = load_cache_path(&path);
+    let same = |key: &TileProvingKey| key.to_file_bytes() == pk.to_file_bytes();
+
+    // First read validates and writes the cache; the second loads from it.
+    let (first, outcome) = TileProvingKey::read_cached(&path).unwrap();
+    assert_eq!(outcome, CacheOutcome::Written { previous_error: None });
+    assert!(same(&first));
+    let (second, outcome) = TileProvingKey::read_cached(&path).unwrap();
+    assert_eq!(outcome, CacheOutcome::Hit);
+    assert!(same(&second));
+    // A proof from the cached key verifies.
+    let (proof, public) = prove_tile(&second, witness(7), Fr::from(3u64), Fr::from(5u64)).unwrap();
+    pinned().verify(&proof, &public).unwrap();
+
+    // A flipped byte in every header field and at 16 places spread over the body is never
+    // used: the key is re-validated and the cache rewritten. (Each try re-validates the whole
+    // key, so the body is sampled; the body digest covers every byte alike.)
+    let good_cache = std::fs::read(&cache).unwrap();
+    let body = good_cache.len() - 88;
+    let positions: Vec<usize> = [0, 15, 16, 47, 48, 79, 80, 87]
+        .into_iter()
+        .chain((0..16).map(|i| 88 + i * body / 16))
+        .chain([good_cache.len() - 1])
+        .collect();
+    for pos in positions {
+        let mut bad = good_cache.clone();
+        bad[pos] ^= 0x40;
+        std::fs::write(&cache, &bad).unwrap();
+        let (key, outcome) = TileProvingKey::read_cached(&path).unwrap();
+        assert!(same(&key), "byte {pos}");
+        assert!(matches!(outcome, CacheOutcome::Written { previous_error: Some(_) }), "byte {pos}: {outcome:?}");
+    }
+
+    // A different key file under the same name: the old cache is not used.
+    let (other_pk, other_vk) = development_setup(SHAPE, &mut ChaCha20Rng::seed_from_u64(2)).unwrap();
+    assert_ne!(other_vk, *vk);
+    other_pk.write(&path).unwrap();
+    let (key, outcome) = TileProvingKey::read_cached(&path).unwrap();
+    assert_eq!(key.verifying_key(), other_vk);
+    match outcome {
+        CacheOutcome::Written { previous_error: Some(e) } => assert!(e.contains("another key file"), "{e}"),
+        other => panic!("expected a rebuilt cache, got {other:?}"),
+    }
+
+    // A cache that cannot be written is skipped, not an error.
+    std::fs::remove_file(&cache).unwrap();
+    std::fs::create_dir(&cache).unwrap();
+    let (key, outcome) = TileProvingKey::read_cached(&path).unwrap();
+    assert_eq!(key.verifying_key(), other_vk);
+    assert!(matches!(outcome, CacheOutcome::NotWritten { .. }), "{outcome:?}");
+
+    // A corrupted key file (here its verifying-key hash, header byte 50) is still refused,
+    // although a valid cache for the intact file is there.
+    std::fs::remove_dir(&cache).unwrap();
+    TileProvingKey::read_cached(&path).unwrap();
+    let mut bad_key = std::fs::read(&path).unwrap();
+    bad_key[50] ^= 0x01;
+    std::fs::write(&path, &bad_key).unwrap();
+    assert!(TileProvingKey::read_cached(&path).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
