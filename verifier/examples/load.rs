@@ -12,152 +12,52 @@
 //! Options: `--clients N` (default 8), `--jobs-per-client J` (default 4), `--mode
 //! succinct|full` (default full). Prints one line of JSON.
 
+// The job, party and node set-up shared with the node tests.
+#[cfg(feature = "service")]
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 #[cfg(feature = "service")]
 mod load {
     use std::sync::Arc;
-    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+    use std::time::{Duration, Instant};
 
-    use matproof_circuits::{TileProvingKey, TileVerifyingKey, development_setup};
     use matproof_protocol::identity::Identity;
-    use matproof_protocol::matrix::{MatrixI8, random_i8};
-    use matproof_protocol::npy;
-    use matproof_protocol::receipt::{
-        PURPOSE_COMMIT, PURPOSE_JOB, PURPOSE_RESPOND, ResponseHasher, SignedChallenge, SignedVerdict, Verdict,
-        job_commitment_bytes, respond_signing_bytes,
-    };
-    use matproof_protocol::spec::{JobSpec, Policy, VerificationMode};
-    use matproof_protocol::tiling::{CircuitShape, Tiling};
-    use matproof_protocol::transcript::Challenge;
+    use matproof_protocol::receipt::{SignedChallenge, SignedVerdict, Verdict};
+    use matproof_protocol::spec::VerificationMode;
     use matproof_protocol::wire::pb;
-    use matproof_prover::{CommittedJob, CpuBackend, execute};
     use matproof_verifier::ledger::TransferState;
+    use matproof_verifier::service::NodeLimits;
     use matproof_verifier::service::accounts::{consumer_account, provider_account};
-    use matproof_verifier::service::{NodeConfig, NodeLimits, start};
     use pb::verifier_client::VerifierClient;
-    use rand::SeedableRng;
-    use rand_chacha::ChaCha20Rng;
     use tonic::transport::Channel;
 
-    const SHAPE: CircuitShape = CircuitShape { tm: 2, tn: 2, kc: 16 };
+    use super::support::{Job, JobParams, Parties, SHAPE, Target, client, far, start_node, vm_kib};
+
     const M: usize = 8;
     const K: usize = 16;
     const N: usize = 6;
     const SAMPLES: u32 = 2;
     const PRICE: u64 = 1_000;
 
-    fn now_ms() -> u64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
-    }
-
-    fn proc_status_kib(field: &str) -> u64 {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    }
-
-    struct Job {
-        spec: JobSpec,
-        open: pb::OpenJobRequest,
-        committed: CommittedJob,
-    }
-
-    fn npy_bytes(matrix: &MatrixI8) -> Vec<u8> {
-        let mut out = Vec::new();
-        npy::write_matrix(&mut out, matrix).unwrap();
-        out
-    }
-
-    fn make_job(consumer: &Identity, provider: &Identity, vk_hash: [u8; 32], mode: VerificationMode) -> Job {
-        let tiling = Tiling::new(M, K, N, SHAPE).unwrap();
-        let seed = rand::random::<u64>();
-        let a = random_i8(M, K, seed).unwrap();
-        let b = random_i8(K, N, seed ^ 0xb).unwrap();
-        let vectors = Challenge { job_id: [0; 32], r_c: [0; 32], seed: [9; 32] }.freivalds_vectors(2, N).unwrap();
-        let execution = execute(&CpuBackend::best(), &tiling, &a, &b, &vectors).unwrap();
-        let full = mode == VerificationMode::Full;
-        let (a_npy, b_npy) = if full { (npy_bytes(&a), npy_bytes(&b)) } else { (Vec::new(), Vec::new()) };
-        let committed = CommittedJob::new(tiling, a, b, execution).unwrap();
-        let spec = JobSpec {
-            m: M as u64,
-            k: K as u64,
-            n: N as u64,
-            shape: SHAPE,
-            r_a: committed.a_tree.root(),
-            r_b: committed.b_tree.root(),
-            vk_hash,
-            policy: Policy {
-                mode,
-                samples: SAMPLES,
-                freivalds_rounds: if full { 2 } else { 0 },
-                quorum: 1,
-                target_fraud_ppm: 100_000,
-                deadline_unix_ms: now_ms() + 3_600_000,
-            },
-            price: PRICE,
-            slash_amount: 0,
-            consumer: consumer.public_key(),
-            provider: provider.public_key(),
-            nonce: rand::random::<[u8; 16]>().to_vec(),
-        };
-        let signature = consumer.sign(PURPOSE_JOB, &spec.canonical_bytes());
-        let open =
-            pb::OpenJobRequest { spec: Some((&spec).into()), consumer_signature: signature.0.to_vec(), a_npy, b_npy };
-        Job { spec, open, committed }
-    }
-
-    fn chunks(
-        job: &Job,
-        openings: &[matproof_protocol::opening::TileOpening],
-        provider: &Identity,
-    ) -> Vec<pb::RespondChunk> {
-        let job_id = job.spec.job_id();
-        let r_c = job.committed.execution.c_tree.root();
-        let part = |part| pb::RespondChunk { job_id: job_id.to_vec(), part: Some(part) };
-        let full = job.spec.policy.mode == VerificationMode::Full;
-        let c_values = if full { (M * N) as u64 } else { 0 };
-        let mut hasher = ResponseHasher::new(&job_id, &r_c, c_values, openings.len() as u64);
-        let mut out = Vec::new();
-        if full {
-            let c = job.committed.execution.c.as_slice();
-            hasher.rows(c);
-            out.push(part(pb::respond_chunk::Part::CRows(pb::CRows { first_row: 0, values: c.to_vec() })));
-        }
-        for o in openings {
-            hasher.opening(o);
-            out.push(part(pb::respond_chunk::Part::Opening(o.into())));
-        }
-        let sig = provider.sign(PURPOSE_RESPOND, &respond_signing_bytes(&job_id, &r_c, &hasher.finish()));
-        out.push(part(pb::respond_chunk::Part::End(pb::ResponseEnd { provider_signature: sig.0.to_vec() })));
-        out
-    }
-
     /// One job, open → verdict; the latency.
     async fn run_job(
         client: &mut VerifierClient<Channel>,
         job: Arc<Job>,
         provider: &Identity,
-        pk: Arc<TileProvingKey>,
     ) -> Result<Duration, String> {
         let started = Instant::now();
-        let job_id = job.spec.job_id();
-        client.open_job(job.open.clone()).await.map_err(|e| format!("open: {e}"))?;
-        let r_c = job.committed.execution.c_tree.root();
-        let sig = provider.sign(PURPOSE_COMMIT, &job_commitment_bytes(&job_id, &r_c));
-        let req = pb::CommitRequest { job_id: job_id.to_vec(), r_c: r_c.to_vec(), provider_signature: sig.0.to_vec() };
+        client.open_job(job.open_request()).await.map_err(|e| format!("open: {e}"))?;
+        let req = job.commit_request(provider, job.r_c());
         let challenge = client.commit(req).await.map_err(|e| format!("commit: {e}"))?.into_inner();
         let challenge = SignedChallenge::try_from(&challenge).map_err(|e| format!("challenge: {e}"))?;
         challenge.verify().map_err(|e| format!("challenge signature: {e}"))?;
         let proving = job.clone();
-        let openings = tokio::task::spawn_blocking(move || {
-            proving.committed.respond(&pk, &challenge.challenge, SAMPLES as usize, 1)
-        })
-        .await
-        .map_err(|e| format!("prove: {e}"))?
-        .map_err(|e| format!("prove: {e}"))?;
-        let stream = chunks(&job, &openings, provider);
+        let openings = tokio::task::spawn_blocking(move || proving.openings(&challenge.challenge, 1))
+            .await
+            .map_err(|e| format!("prove: {e}"))?;
+        // All of C in one chunk.
+        let stream = job.response(&openings, None, provider, M);
         let verdict = client.respond(tokio_stream::iter(stream)).await.map_err(|e| format!("respond: {e}"))?;
         let verdict = SignedVerdict::try_from(&verdict.into_inner()).map_err(|e| format!("verdict: {e}"))?;
         verdict.verify().map_err(|e| format!("verdict signature: {e}"))?;
@@ -197,42 +97,37 @@ mod load {
             }
         }
 
-        let (pk, vk): (TileProvingKey, TileVerifyingKey) =
-            development_setup(SHAPE, &mut ChaCha20Rng::seed_from_u64(7)).expect("setup");
-        let vk_hash = vk.hash();
-        let pk = Arc::new(pk);
-        let dir = tempfile::tempdir().expect("temp dir");
-        let node = start(NodeConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            database_url: format!("sqlite://{}?mode=rwc", dir.path().join("node.db").display()),
-            identity: Identity::generate().unwrap(),
-            verifying_keys: vec![vk],
-            limits: NodeLimits::default(),
-        })
-        .await
-        .expect("start node");
+        let db = Target::sqlite("node");
+        let node = start_node(&db.url, Identity::generate().unwrap(), NodeLimits::default()).await;
         let ledger = node.ledger().clone();
 
         // Parties and jobs (the provider's GEMM execution) are prepared before the clock starts.
+        let params = JobParams {
+            m: M,
+            k: K,
+            n: N,
+            mode,
+            samples: SAMPLES,
+            price: PRICE,
+            slash_amount: 0,
+            deadline_unix_ms: far(),
+        };
         let mut prepared = Vec::new();
         for _ in 0..clients {
-            let consumer = Identity::generate().unwrap();
-            let provider = Arc::new(Identity::generate().unwrap());
-            ledger.deposit(&consumer_account(&consumer.public_key()), PRICE * jobs_per_client as u64).await.unwrap();
-            let jobs: Vec<Arc<Job>> =
-                (0..jobs_per_client).map(|_| Arc::new(make_job(&consumer, provider.as_ref(), vk_hash, mode))).collect();
-            prepared.push((consumer, provider, jobs));
+            let parties = Arc::new(Parties::funded(&ledger, PRICE * jobs_per_client as u64, 0).await);
+            let jobs: Vec<Arc<Job>> = (0..jobs_per_client).map(|_| Arc::new(Job::new(&parties, &params))).collect();
+            prepared.push((parties, jobs));
         }
 
         let started = Instant::now();
         let mut tasks = Vec::new();
-        for (_consumer, provider, jobs) in &prepared {
-            let (provider, jobs, pk, url) = (provider.clone(), jobs.clone(), pk.clone(), node.url());
+        for (parties, jobs) in &prepared {
+            let (parties, jobs, url) = (parties.clone(), jobs.clone(), node.url());
             tasks.push(tokio::spawn(async move {
-                let mut client = VerifierClient::connect(url).await.expect("connect");
+                let mut client = client(url).await;
                 let mut out = Vec::new();
                 for job in jobs {
-                    out.push(run_job(&mut client, job, &provider, pk.clone()).await);
+                    out.push(run_job(&mut client, job, &parties.provider).await);
                 }
                 out
             }));
@@ -253,20 +148,21 @@ mod load {
         // Money: conservation, and each approved job released exactly once.
         ledger.conservation_check().await.expect("conservation");
         let mut released_once = true;
-        for (consumer, provider, jobs) in &prepared {
+        for (parties, jobs) in &prepared {
             let mut posted = 0u64;
             for job in jobs {
-                match ledger.transfer(&job.spec.job_id()).await {
+                match ledger.transfer(&job.job_id()).await {
                     Ok(t) if t.state == TransferState::Posted => posted += 1,
                     _ => {}
                 }
             }
-            let paid = ledger.balance(&provider_account(&provider.public_key())).await.unwrap();
-            let left = ledger.balance(&consumer_account(&consumer.public_key())).await.unwrap();
+            let paid = ledger.balance(&provider_account(&parties.provider.public_key())).await.unwrap();
+            let left = ledger.balance(&consumer_account(&parties.consumer.public_key())).await.unwrap();
             released_once &= paid == posted * PRICE && left == (jobs.len() as u64 - posted) * PRICE;
         }
         let approved = latencies.len();
         node.shutdown().await;
+        db.finish().await;
 
         let first_error = errors.first().map(|e| format!("{e:?}")).unwrap_or_else(|| "null".into());
         let summary = format!(
@@ -296,7 +192,7 @@ mod load {
             approved as f64 / elapsed.as_secs_f64(),
             percentile(&latencies, 0.50),
             percentile(&latencies, 0.99),
-            proc_status_kib("VmHWM:") as f64 / 1024.0,
+            vm_kib("VmHWM:") as f64 / 1024.0,
             released_once,
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         );

@@ -6,241 +6,89 @@
 //! in a fresh schema when `MATPROOF_TEST_POSTGRES_URL` is set).
 #![cfg(feature = "service")]
 
-use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod support;
 
-use matproof_circuits::{TileProvingKey, TileVerifyingKey, development_setup};
-use matproof_protocol::identity::{Identity, Signature};
-use matproof_protocol::matrix::random_i8;
+use std::time::{Duration, Instant};
+
+use matproof_protocol::identity::Identity;
 use matproof_protocol::opening::TileOpening;
-use matproof_protocol::receipt::{
-    PURPOSE_COMMIT, PURPOSE_JOB, PURPOSE_RESPOND, ResponseHasher, SignedChallenge, SignedVerdict, Verdict,
-    job_commitment_bytes, respond_signing_bytes,
-};
-use matproof_protocol::spec::{JobSpec, Policy, VerificationMode};
-use matproof_protocol::tiling::{CircuitShape, Tiling};
-use matproof_protocol::transcript::Challenge;
+use matproof_protocol::receipt::{PURPOSE_JOB, SignedVerdict, Verdict};
+use matproof_protocol::spec::VerificationMode;
 use matproof_protocol::wire::pb;
-use matproof_prover::{CommittedJob, CpuBackend, execute};
 use matproof_verifier::ledger::{Ledger, TransferState};
 use matproof_verifier::service::accounts::{consumer_account, provider_account};
-use matproof_verifier::service::{NodeConfig, NodeLimits, RunningNode, start};
+use matproof_verifier::service::{NodeLimits, RunningNode};
 use pb::verifier_client::VerifierClient;
 use prost::Message;
-use rand::SeedableRng;
-use rand_chacha::ChaCha20Rng;
-use sqlx::{Connection, Executor};
+use support::{
+    Job, JobParams, Parties, Target, client, commit, far, open, open_request, respond, spec, status, targets, vm_kib,
+};
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic::transport::Channel;
 
-const SHAPE: CircuitShape = CircuitShape { tm: 2, tn: 2, kc: 16 };
 const M: usize = 4;
 const K: usize = 16;
 const N: usize = 4;
 const SAMPLES: u32 = 2;
 const PRICE: u64 = 10;
 
-fn keys() -> &'static (TileProvingKey, TileVerifyingKey) {
-    static KEYS: OnceLock<(TileProvingKey, TileVerifyingKey)> = OnceLock::new();
-    KEYS.get_or_init(|| development_setup(SHAPE, &mut ChaCha20Rng::seed_from_u64(7)).expect("setup"))
+/// Tiny succinct jobs.
+fn params() -> JobParams {
+    JobParams {
+        m: M,
+        k: K,
+        n: N,
+        mode: VerificationMode::Succinct,
+        samples: SAMPLES,
+        price: PRICE,
+        slash_amount: 0,
+        deadline_unix_ms: far(),
+    }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
-}
-
-fn vm_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
+/// A node on SQLite in its own temp dir (removed with it).
 struct Node {
     node: RunningNode,
-    _dir: tempfile::TempDir,
+    _db: Target,
 }
 
 async fn start_node(limits: NodeLimits) -> Node {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let node = start_node_at(&format!("sqlite://{}?mode=rwc", dir.path().join("node.db").display()), limits).await;
-    Node { node, _dir: dir }
+    let db = Target::sqlite("node");
+    let node = support::start_node(&db.url, Identity::generate().unwrap(), limits).await;
+    Node { node, _db: db }
 }
 
-async fn start_node_at(url: &str, limits: NodeLimits) -> RunningNode {
-    start(NodeConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        database_url: url.to_string(),
-        identity: Identity::generate().unwrap(),
-        verifying_keys: vec![keys().1.clone()],
-        limits,
-    })
-    .await
-    .expect("start node")
-}
-
-/// One database to run a scenario against.
-struct Target {
-    name: &'static str,
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-    schema: Option<(String, String)>,
-}
-
-impl Target {
-    async fn finish(self) {
-        if let Some((base, schema)) = &self.schema {
-            let mut c = sqlx::PgConnection::connect(base).await.expect("connect to PostgreSQL");
-            c.execute(format!("DROP SCHEMA {schema} CASCADE").as_str()).await.expect("drop schema");
-        }
-    }
-}
-
-/// SQLite in a temp dir, and PostgreSQL in a fresh schema when
-/// `MATPROOF_TEST_POSTGRES_URL` is set.
-async fn targets() -> Vec<Target> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("node.db").display());
-    let mut out = vec![Target { name: "sqlite", url, _dir: Some(dir), schema: None }];
-    if let Ok(base) = std::env::var("MATPROOF_TEST_POSTGRES_URL") {
-        let schema = format!("mp_abuse_{:016x}", rand::random::<u64>());
-        let mut c = sqlx::PgConnection::connect(&base).await.expect("connect to PostgreSQL");
-        c.execute(format!("CREATE SCHEMA {schema}").as_str()).await.expect("create schema");
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options[search_path]={schema}");
-        out.push(Target { name: "postgres", url, _dir: None, schema: Some((base, schema)) });
-    }
-    out
-}
-
-async fn client(url: String) -> VerifierClient<Channel> {
-    VerifierClient::connect(url)
-        .await
-        .expect("connect")
-        .max_decoding_message_size(64 << 20)
-        .max_encoding_message_size(64 << 20)
-}
-
-/// A funded consumer and a provider.
-struct Parties {
-    consumer: Identity,
-    provider: Identity,
-}
-
+/// A consumer funded for `jobs` jobs, and a provider.
 async fn funded(ledger: &Ledger, jobs: u64) -> Parties {
-    let p = Parties { consumer: Identity::generate().unwrap(), provider: Identity::generate().unwrap() };
-    ledger.deposit(&consumer_account(&p.consumer.public_key()), PRICE * jobs).await.unwrap();
-    p
+    Parties::funded(ledger, PRICE * jobs, 0).await
 }
 
-fn spec(parties: &Parties, r_a: [u8; 32], r_b: [u8; 32]) -> JobSpec {
-    JobSpec {
-        m: M as u64,
-        k: K as u64,
-        n: N as u64,
-        shape: SHAPE,
-        r_a,
-        r_b,
-        vk_hash: keys().1.hash(),
-        policy: Policy {
-            mode: VerificationMode::Succinct,
-            samples: SAMPLES,
-            freivalds_rounds: 0,
-            quorum: 1,
-            target_fraud_ppm: 100_000,
-            deadline_unix_ms: now_ms() + 3_600_000,
-        },
-        price: PRICE,
-        slash_amount: 0,
-        consumer: parties.consumer.public_key(),
-        provider: parties.provider.public_key(),
-        nonce: rand::random::<[u8; 16]>().to_vec(),
-    }
+/// An honest job on real matrices.
+fn new_job(parties: &Parties) -> Job {
+    Job::new(parties, &params())
 }
 
-fn open_request(spec: &JobSpec, signature: Signature) -> pb::OpenJobRequest {
-    pb::OpenJobRequest {
-        spec: Some(spec.into()),
-        consumer_signature: signature.0.to_vec(),
-        a_npy: Vec::new(),
-        b_npy: Vec::new(),
-    }
+/// Opens and commits the job; the provider's openings for the challenge.
+async fn open_and_commit(
+    c: &mut VerifierClient<Channel>,
+    node: &RunningNode,
+    job: &Job,
+    parties: &Parties,
+) -> Vec<TileOpening> {
+    open(c, job).await.expect("open");
+    let challenge = commit(c, job, &parties.provider, node.verifier_key()).await;
+    job.openings(&challenge, 1)
 }
 
-/// An honest succinct job: real matrices, committed C.
-struct Job {
-    spec: JobSpec,
-    committed: CommittedJob,
-}
-
-impl Job {
-    fn new(parties: &Parties) -> Job {
-        let tiling = Tiling::new(M, K, N, SHAPE).unwrap();
-        let seed = rand::random::<u64>();
-        let a = random_i8(M, K, seed).unwrap();
-        let b = random_i8(K, N, seed ^ 0xb).unwrap();
-        let vectors = Challenge { job_id: [0; 32], r_c: [0; 32], seed: [9; 32] }.freivalds_vectors(2, N).unwrap();
-        let execution = execute(&CpuBackend::best(), &tiling, &a, &b, &vectors).unwrap();
-        let committed = CommittedJob::new(tiling, a, b, execution).unwrap();
-        let spec = spec(parties, committed.a_tree.root(), committed.b_tree.root());
-        Job { spec, committed }
-    }
-
-    fn id(&self) -> [u8; 32] {
-        self.spec.job_id()
-    }
-
-    fn r_c(&self) -> [u8; 32] {
-        self.committed.execution.c_tree.root()
-    }
-
-    fn open_request(&self, parties: &Parties) -> pb::OpenJobRequest {
-        open_request(&self.spec, parties.consumer.sign(PURPOSE_JOB, &self.spec.canonical_bytes()))
-    }
-
-    async fn open_and_commit(&self, c: &mut VerifierClient<Channel>, parties: &Parties) -> Vec<TileOpening> {
-        c.open_job(self.open_request(parties)).await.expect("open");
-        let sig = parties.provider.sign(PURPOSE_COMMIT, &job_commitment_bytes(&self.id(), &self.r_c()));
-        let req = pb::CommitRequest {
-            job_id: self.id().to_vec(),
-            r_c: self.r_c().to_vec(),
-            provider_signature: sig.0.to_vec(),
-        };
-        let challenge = SignedChallenge::try_from(&c.commit(req).await.expect("commit").into_inner()).unwrap();
-        self.committed.respond(&keys().0, &challenge.challenge, SAMPLES as usize, 1).expect("prove")
-    }
-
-    fn chunks(&self, openings: &[TileOpening], provider: &Identity) -> Vec<pb::RespondChunk> {
-        let part = |part| pb::RespondChunk { job_id: self.id().to_vec(), part: Some(part) };
-        let mut hasher = ResponseHasher::new(&self.id(), &self.r_c(), 0, openings.len() as u64);
-        let mut out = Vec::new();
-        for o in openings {
-            hasher.opening(o);
-            out.push(part(pb::respond_chunk::Part::Opening(o.into())));
-        }
-        let sig = provider.sign(PURPOSE_RESPOND, &respond_signing_bytes(&self.id(), &self.r_c(), &hasher.finish()));
-        out.push(part(pb::respond_chunk::Part::End(pb::ResponseEnd { provider_signature: sig.0.to_vec() })));
-        out
-    }
-
-    async fn respond(
-        &self,
-        c: &mut VerifierClient<Channel>,
-        openings: &[TileOpening],
-        provider: &Identity,
-    ) -> Result<SignedVerdict, tonic::Status> {
-        let v = c.respond(tokio_stream::iter(self.chunks(openings, provider))).await?.into_inner();
-        let v = SignedVerdict::try_from(&v).expect("verdict fields");
-        v.verify().expect("verdict signature");
-        Ok(v)
-    }
-
-    async fn status(&self, c: &mut VerifierClient<Channel>) -> pb::JobStatus {
-        c.get_job_status(pb::JobStatusRequest { job_id: self.id().to_vec() }).await.expect("status").into_inner()
-    }
+/// The provider's honest response.
+async fn respond_with(
+    c: &mut VerifierClient<Channel>,
+    job: &Job,
+    openings: &[TileOpening],
+    provider: &Identity,
+) -> Result<SignedVerdict, tonic::Status> {
+    respond(c, job.chunks(openings, None, provider)).await
 }
 
 /// Open, commit, prove, respond: approved, and the escrow posted.
@@ -248,11 +96,11 @@ async fn honest_job(node: &RunningNode) {
     let ledger = node.ledger();
     let parties = funded(ledger, 1).await;
     let mut c = client(node.url()).await;
-    let job = Job::new(&parties);
-    let openings = job.open_and_commit(&mut c, &parties).await;
-    let v = job.respond(&mut c, &openings, &parties.provider).await.expect("honest respond");
+    let job = new_job(&parties);
+    let openings = open_and_commit(&mut c, node, &job, &parties).await;
+    let v = respond_with(&mut c, &job, &openings, &parties.provider).await.expect("honest respond");
     assert_eq!(v.verdict, Verdict::Approved, "{}", v.reason);
-    assert_eq!(ledger.transfer(&job.id()).await.unwrap().state, TransferState::Posted);
+    assert_eq!(ledger.transfer(&job.job_id()).await.unwrap().state, TransferState::Posted);
     assert_eq!(ledger.balance(&provider_account(&parties.provider.public_key())).await.unwrap(), PRICE);
     ledger.conservation_check().await.expect("conservation");
 }
@@ -271,9 +119,9 @@ async fn a_message_one_byte_over_the_limit_is_refused_and_one_at_the_limit_is_no
 
     // A valid succinct spec, padded with an `a_npy` (which succinct mode refuses) to an
     // exact encoded size.
-    let job = Job::new(&parties);
+    let job = new_job(&parties);
     let sized = |size: usize| {
-        let mut req = job.open_request(&parties);
+        let mut req = job.open_request();
         let mut pad = size - req.encoded_len();
         loop {
             req.a_npy = vec![0x55; pad];
@@ -292,8 +140,8 @@ async fn a_message_one_byte_over_the_limit_is_refused_and_one_at_the_limit_is_no
     assert!(at.message().contains("succinct mode takes no A"), "{at:?}");
 
     // Nothing moved, and the same connection still serves an honest job.
-    assert_eq!(ledger.transfer(&job.id()).await.map(|t| t.state).ok(), None);
-    c.open_job(job.open_request(&parties)).await.expect("the same job, unpadded");
+    assert_eq!(ledger.transfer(&job.job_id()).await.map(|t| t.state).ok(), None);
+    c.open_job(job.open_request()).await.expect("the same job, unpadded");
     ledger.conservation_check().await.expect("conservation");
     honest_job(node).await;
 }
@@ -312,13 +160,13 @@ async fn a_slow_client_is_timed_out_the_job_untouched_and_its_permit_released() 
     let ledger = node.ledger().clone();
     let mut c = client(node.url()).await;
     let parties = funded(&ledger, 3).await;
-    let (slow1, slow2, honest) = (Job::new(&parties), Job::new(&parties), Job::new(&parties));
-    let openings1 = slow1.open_and_commit(&mut c, &parties).await;
-    let openings2 = slow2.open_and_commit(&mut c, &parties).await;
-    let openings_honest = honest.open_and_commit(&mut c, &parties).await;
+    let (slow1, slow2, honest) = (new_job(&parties), new_job(&parties), new_job(&parties));
+    let openings1 = open_and_commit(&mut c, node, &slow1, &parties).await;
+    let openings2 = open_and_commit(&mut c, node, &slow2, &parties).await;
+    let openings_honest = open_and_commit(&mut c, node, &honest, &parties).await;
 
     let hang = |job: &Job, openings: &[TileOpening]| {
-        let first = job.chunks(openings, &parties.provider).remove(0);
+        let first = job.chunks(openings, None, &parties.provider).remove(0);
         let url = node.url();
         tokio::spawn(async move {
             let mut c = client(url).await;
@@ -331,14 +179,14 @@ async fn a_slow_client_is_timed_out_the_job_untouched_and_its_permit_released() 
     // One hung stream; the other permit serves an honest response meanwhile.
     let hung1 = hang(&slow1, &openings1);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let v = honest.respond(&mut c, &openings_honest, &parties.provider).await.expect("served meanwhile");
+    let v = respond_with(&mut c, &honest, &openings_honest, &parties.provider).await.expect("served meanwhile");
     assert_eq!(v.verdict, Verdict::Approved, "{}", v.reason);
     assert!(!hung1.is_finished(), "the slow stream is still open");
 
     // Two hung streams hold both permits: a call with a short client deadline waits and ends.
     let hung2 = hang(&slow2, &openings2);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut blocked = tonic::Request::new(pb::JobStatusRequest { job_id: slow1.id().to_vec() });
+    let mut blocked = tonic::Request::new(pb::JobStatusRequest { job_id: slow1.job_id().to_vec() });
     blocked.set_timeout(Duration::from_millis(300));
     let e = c.get_job_status(blocked).await.expect_err("no permit free");
     assert!(matches!(e.code(), Code::Cancelled | Code::DeadlineExceeded), "{e:?}");
@@ -348,13 +196,13 @@ async fn a_slow_client_is_timed_out_the_job_untouched_and_its_permit_released() 
         let e = result.expect_err("timed out");
         assert!(matches!(e.code(), Code::Cancelled | Code::DeadlineExceeded), "{e:?}");
         assert!(took >= TIMEOUT - Duration::from_millis(500) && took < TIMEOUT * 3, "{took:?}");
-        let s = job.status(&mut c).await;
+        let s = status(&mut c, job).await;
         assert_eq!((s.state.as_str(), s.escrow.as_str()), ("challenged", "pending"), "untouched");
     }
     // Permits released: a whole honest job goes through, and a timed-out job can still be
     // answered honestly.
     honest_job(node).await;
-    let v = slow1.respond(&mut c, &openings1, &parties.provider).await.expect("late but in time");
+    let v = respond_with(&mut c, &slow1, &openings1, &parties.provider).await.expect("late but in time");
     assert_eq!(v.verdict, Verdict::Approved, "{}", v.reason);
     ledger.conservation_check().await.expect("conservation");
 }
@@ -376,13 +224,13 @@ async fn a_flood_of_open_jobs_is_refused_cleanly_with_memory_bounded() {
 
     // Opened before the flood, answered after it.
     let parties = funded(&ledger, 1).await;
-    let honest = Job::new(&parties);
-    let openings = honest.open_and_commit(&mut c, &parties).await;
+    let honest = new_job(&parties);
+    let openings = open_and_commit(&mut c, node, &honest, &parties).await;
 
     let flooder = funded(&ledger, (CONNECTIONS * PER_CONNECTION) as u64).await;
     let mut requests = Vec::new();
     for i in 0..CONNECTIONS * PER_CONNECTION {
-        let s = spec(&flooder, rand::random(), rand::random());
+        let s = spec(&flooder, &params(), rand::random(), rand::random());
         let mut sig = flooder.consumer.sign(PURPOSE_JOB, &s.canonical_bytes());
         if i % 2 == 0 {
             sig.0[7] ^= 1;
@@ -434,12 +282,12 @@ async fn a_flood_of_open_jobs_is_refused_cleanly_with_memory_bounded() {
     assert_eq!(left, PRICE * (CONNECTIONS * PER_CONNECTION - opened) as u64, "escrowed exactly the opened jobs");
 
     // Full: a new job is refused cleanly; the job opened before the flood is still served.
-    let late = Job::new(&parties);
-    let e = c.open_job(late.open_request(&parties)).await.expect_err("full");
+    let late = new_job(&parties);
+    let e = c.open_job(late.open_request()).await.expect_err("full");
     assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
-    let v = honest.respond(&mut c, &openings, &parties.provider).await.expect("served after the flood");
+    let v = respond_with(&mut c, &honest, &openings, &parties.provider).await.expect("served after the flood");
     assert_eq!(v.verdict, Verdict::Approved, "{}", v.reason);
-    assert_eq!(ledger.transfer(&honest.id()).await.unwrap().state, TransferState::Posted);
+    assert_eq!(ledger.transfer(&honest.job_id()).await.unwrap().state, TransferState::Posted);
     ledger.conservation_check().await.expect("conservation");
 }
 
@@ -453,29 +301,29 @@ async fn a_burst_of_open_jobs_opens_exactly_the_free_slots() {
     const MAX_OPEN: u64 = 12;
     const CONNECTIONS: usize = 8;
     const BURST: usize = 160;
-    for t in targets().await {
+    for t in targets("abuse").await {
         eprintln!("-- {}", t.name);
         let limits = NodeLimits { max_open_jobs: MAX_OPEN, max_concurrent_rpcs: BURST, ..NodeLimits::default() };
-        let node = start_node_at(&t.url, limits).await;
+        let node = support::start_node(&t.url, Identity::generate().unwrap(), limits).await;
         let ledger = node.ledger().clone();
         let mut c = client(node.url()).await;
 
         // Before the burst: one job approved (no slot), one challenged, one opened (a slot each).
         let parties = funded(&ledger, 4).await;
-        let judged = Job::new(&parties);
-        let openings = judged.open_and_commit(&mut c, &parties).await;
-        let v = judged.respond(&mut c, &openings, &parties.provider).await.expect("respond");
+        let judged = new_job(&parties);
+        let openings = open_and_commit(&mut c, &node, &judged, &parties).await;
+        let v = respond_with(&mut c, &judged, &openings, &parties.provider).await.expect("respond");
         assert_eq!(v.verdict, Verdict::Approved, "{}", v.reason);
-        let challenged = Job::new(&parties);
-        let challenged_openings = challenged.open_and_commit(&mut c, &parties).await;
-        let opened = Job::new(&parties);
-        c.open_job(opened.open_request(&parties)).await.expect("open");
+        let challenged = new_job(&parties);
+        let challenged_openings = open_and_commit(&mut c, &node, &challenged, &parties).await;
+        let opened = new_job(&parties);
+        c.open_job(opened.open_request()).await.expect("open");
         let free = (MAX_OPEN - 2) as usize;
 
         let flooder = funded(&ledger, BURST as u64).await;
         let requests: Vec<pb::OpenJobRequest> = (0..BURST)
             .map(|_| {
-                let s = spec(&flooder, rand::random(), rand::random());
+                let s = spec(&flooder, &params(), rand::random(), rand::random());
                 open_request(&s, flooder.consumer.sign(PURPOSE_JOB, &s.canonical_bytes()))
             })
             .collect();
@@ -510,16 +358,16 @@ async fn a_burst_of_open_jobs_opens_exactly_the_free_slots() {
         ledger.conservation_check().await.expect("conservation");
 
         // Full: a new job is refused, the same spec again is still answered.
-        let late = Job::new(&parties);
-        let e = c.open_job(late.open_request(&parties)).await.expect_err("full");
+        let late = new_job(&parties);
+        let e = c.open_job(late.open_request()).await.expect_err("full");
         assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
-        c.open_job(opened.open_request(&parties)).await.expect("the same spec again");
+        c.open_job(opened.open_request()).await.expect("the same spec again");
         // A judged job frees its slot: one more opens, and then none.
-        let v = challenged.respond(&mut c, &challenged_openings, &parties.provider).await.expect("respond");
+        let v = respond_with(&mut c, &challenged, &challenged_openings, &parties.provider).await.expect("respond");
         assert_eq!(v.verdict, Verdict::Approved, "{}", v.reason);
-        c.open_job(late.open_request(&parties)).await.expect("a freed slot");
-        let again = Job::new(&parties);
-        let e = c.open_job(again.open_request(&parties)).await.expect_err("full again");
+        c.open_job(late.open_request()).await.expect("a freed slot");
+        let again = new_job(&parties);
+        let e = c.open_job(again.open_request()).await.expect_err("full again");
         assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
         ledger.conservation_check().await.expect("conservation");
         node.shutdown().await;

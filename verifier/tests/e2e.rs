@@ -8,35 +8,23 @@
 //! `MATPROOF_TEST_POSTGRES_URL` is set. The ledger's conservation check runs after each step.
 #![cfg(feature = "service")]
 
-use std::sync::OnceLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+mod support;
 
-use matproof_circuits::{TileProvingKey, TileVerifyingKey, development_setup};
-use matproof_protocol::commit::c_tree;
+use std::time::Duration;
+
 use matproof_protocol::identity::{Identity, PublicKey};
-use matproof_protocol::matrix::{MatrixI8, random_i8};
-use matproof_protocol::npy;
-use matproof_protocol::opening::TileOpening;
-use matproof_protocol::receipt::{
-    PURPOSE_COMMIT, PURPOSE_JOB, PURPOSE_RESPOND, ResponseHasher, SignedChallenge, SignedVerdict, Verdict,
-    job_commitment_bytes, respond_signing_bytes,
-};
-use matproof_protocol::spec::{JobSpec, Policy, VerificationMode};
-use matproof_protocol::tiling::{CircuitShape, Tiling};
-use matproof_protocol::transcript::Challenge;
+use matproof_protocol::matrix::random_i8;
+use matproof_protocol::receipt::{PURPOSE_JOB, Verdict};
+use matproof_protocol::spec::VerificationMode;
 use matproof_protocol::wire::{self, pb};
-use matproof_prover::{CommittedJob, CpuBackend, execute};
 use matproof_verifier::ledger::{Ledger, TransferState};
 use matproof_verifier::service::accounts::{consumer_account, provider_account, stake_account};
-use matproof_verifier::service::{NodeConfig, NodeLimits, RunningNode, start};
+use matproof_verifier::service::{NodeLimits, RunningNode};
 use pb::verifier_client::VerifierClient;
-use rand::SeedableRng;
-use rand_chacha::ChaCha20Rng;
-use sqlx::{Connection, Executor};
+use support::{Job, JobParams, Parties, client, commit, far, keys, now_ms, npy_bytes, open, respond, status, targets};
 use tonic::Code;
 use tonic::transport::Channel;
 
-const SHAPE: CircuitShape = CircuitShape { tm: 2, tn: 2, kc: 16 };
 const M: usize = 8;
 const K: usize = 16;
 const N: usize = 6;
@@ -46,85 +34,19 @@ const SLASH: u64 = 2_500;
 const CONSUMER_FUNDS: u64 = 10_000;
 const STAKE: u64 = 5_000;
 
-fn keys() -> &'static (TileProvingKey, TileVerifyingKey) {
-    static KEYS: OnceLock<(TileProvingKey, TileVerifyingKey)> = OnceLock::new();
-    KEYS.get_or_init(|| development_setup(SHAPE, &mut ChaCha20Rng::seed_from_u64(7)).expect("setup"))
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
-}
-
-/// One database to run a scenario against.
-struct Target {
-    name: &'static str,
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-    schema: Option<(String, String)>,
-}
-
-impl Target {
-    async fn finish(self) {
-        if let Some((base, schema)) = &self.schema {
-            let mut c = sqlx::PgConnection::connect(base).await.expect("connect to PostgreSQL");
-            c.execute(format!("DROP SCHEMA {schema} CASCADE").as_str()).await.expect("drop schema");
-        }
-    }
-}
-
-async fn targets() -> Vec<Target> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("node.db").display());
-    let mut out = vec![Target { name: "sqlite", url, _dir: Some(dir), schema: None }];
-    if let Ok(base) = std::env::var("MATPROOF_TEST_POSTGRES_URL") {
-        let schema = format!("mp_node_{:016x}", rand::random::<u64>());
-        let mut c = sqlx::PgConnection::connect(&base).await.expect("connect to PostgreSQL");
-        c.execute(format!("CREATE SCHEMA {schema}").as_str()).await.expect("create schema");
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options[search_path]={schema}");
-        out.push(Target { name: "postgres", url, _dir: None, schema: Some((base, schema)) });
-    }
-    out
-}
-
 fn limits() -> NodeLimits {
     NodeLimits { rpc_timeout: Duration::from_secs(60), expiry_grace: Duration::from_secs(60), ..NodeLimits::default() }
 }
 
 async fn start_node(url: &str, identity_seed: [u8; 32]) -> RunningNode {
-    start(NodeConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        database_url: url.to_string(),
-        identity: Identity::from_seed(identity_seed),
-        verifying_keys: vec![keys().1.clone()],
-        limits: limits(),
-    })
-    .await
-    .expect("start node")
-}
-
-async fn client(url: String) -> VerifierClient<Channel> {
-    VerifierClient::connect(url)
-        .await
-        .expect("connect")
-        .max_decoding_message_size(64 << 20)
-        .max_encoding_message_size(64 << 20)
+    support::start_node(url, Identity::from_seed(identity_seed), limits()).await
 }
 
 /// The parties of one job, with fresh keys and funded accounts.
-struct Parties {
-    consumer: Identity,
-    provider: Identity,
-}
-
-impl Parties {
-    async fn funded(ledger: &Ledger) -> Self {
-        let p = Parties { consumer: Identity::generate().unwrap(), provider: Identity::generate().unwrap() };
-        ledger.deposit(&consumer_account(&p.consumer.public_key()), CONSUMER_FUNDS).await.unwrap();
-        ledger.deposit(&stake_account(&p.provider.public_key()), STAKE).await.unwrap();
-        conserved(ledger).await;
-        p
-    }
+async fn funded(ledger: &Ledger) -> Parties {
+    let p = Parties::funded(ledger, CONSUMER_FUNDS, STAKE).await;
+    conserved(ledger).await;
+    p
 }
 
 async fn conserved(ledger: &Ledger) {
@@ -149,157 +71,14 @@ enum Cheat {
     EveryTileWrong,
 }
 
-/// A job's data on both sides.
-struct Job {
-    spec: JobSpec,
-    spec_signature: matproof_protocol::identity::Signature,
-    committed: CommittedJob,
-    a_npy: Vec<u8>,
-    b_npy: Vec<u8>,
-}
-
-fn npy_bytes(matrix: &MatrixI8) -> Vec<u8> {
-    let mut out = Vec::new();
-    npy::write_matrix(&mut out, matrix).unwrap();
-    out
-}
-
 fn make_job(parties: &Parties, mode: VerificationMode, cheat: Cheat, deadline_unix_ms: u64) -> Job {
-    let tiling = Tiling::new(M, K, N, SHAPE).unwrap();
-    let seed = rand::random::<u64>();
-    let a = random_i8(M, K, seed).unwrap();
-    let b = random_i8(K, N, seed ^ 0xb).unwrap();
-    let vectors = Challenge { job_id: [0; 32], r_c: [0; 32], seed: [9; 32] }.freivalds_vectors(2, N).unwrap();
-    let mut execution = execute(&CpuBackend::best(), &tiling, &a, &b, &vectors).unwrap();
-    match cheat {
+    let params =
+        JobParams { m: M, k: K, n: N, mode, samples: SAMPLES, price: PRICE, slash_amount: SLASH, deadline_unix_ms };
+    Job::with_c(parties, &params, |c| match cheat {
         Cheat::Honest => {}
-        Cheat::OneWrongEntry => execution.c.as_mut_slice()[2 * N + 3] += 1,
-        Cheat::EveryTileWrong => execution.c.as_mut_slice().iter_mut().for_each(|v| *v += 1),
-    }
-    execution.c_tree = c_tree(&tiling, &execution.c).unwrap();
-    let (a_npy, b_npy) = (npy_bytes(&a), npy_bytes(&b));
-    let committed = CommittedJob::new(tiling, a, b, execution).unwrap();
-    let spec = JobSpec {
-        m: M as u64,
-        k: K as u64,
-        n: N as u64,
-        shape: SHAPE,
-        r_a: committed.a_tree.root(),
-        r_b: committed.b_tree.root(),
-        vk_hash: keys().1.hash(),
-        policy: Policy {
-            mode,
-            samples: SAMPLES,
-            freivalds_rounds: if mode == VerificationMode::Full { 2 } else { 0 },
-            quorum: 1,
-            target_fraud_ppm: 100_000,
-            deadline_unix_ms,
-        },
-        price: PRICE,
-        slash_amount: SLASH,
-        consumer: parties.consumer.public_key(),
-        provider: parties.provider.public_key(),
-        nonce: rand::random::<[u8; 16]>().to_vec(),
-    };
-    let spec_signature = parties.consumer.sign(PURPOSE_JOB, &spec.canonical_bytes());
-    Job { spec, spec_signature, committed, a_npy, b_npy }
-}
-
-fn far() -> u64 {
-    now_ms() + 3_600_000
-}
-
-impl Job {
-    fn job_id(&self) -> [u8; 32] {
-        self.spec.job_id()
-    }
-
-    fn r_c(&self) -> [u8; 32] {
-        self.committed.execution.c_tree.root()
-    }
-
-    fn open_request(&self) -> pb::OpenJobRequest {
-        let full = self.spec.policy.mode == VerificationMode::Full;
-        pb::OpenJobRequest {
-            spec: Some((&self.spec).into()),
-            consumer_signature: self.spec_signature.0.to_vec(),
-            a_npy: if full { self.a_npy.clone() } else { Vec::new() },
-            b_npy: if full { self.b_npy.clone() } else { Vec::new() },
-        }
-    }
-
-    fn commit_request(&self, provider: &Identity, r_c: [u8; 32]) -> pb::CommitRequest {
-        let sig = provider.sign(PURPOSE_COMMIT, &job_commitment_bytes(&self.job_id(), &r_c));
-        pb::CommitRequest { job_id: self.job_id().to_vec(), r_c: r_c.to_vec(), provider_signature: sig.0.to_vec() }
-    }
-
-    /// The provider's openings and proofs for a challenge.
-    fn openings(&self, challenge: &Challenge) -> Vec<TileOpening> {
-        self.committed.respond(&keys().0, challenge, SAMPLES as usize, 2).unwrap()
-    }
-
-    /// A full response stream: C rows (full mode, three rows a chunk), openings, end.
-    fn chunks(&self, openings: &[TileOpening], c: Option<&[i32]>, end_signer: &Identity) -> Vec<pb::RespondChunk> {
-        let job_id = self.job_id().to_vec();
-        let part = |part| pb::RespondChunk { job_id: job_id.clone(), part: Some(part) };
-        let mut out = Vec::new();
-        let full = self.spec.policy.mode == VerificationMode::Full;
-        let c_values = if full { self.spec.m * self.spec.n } else { 0 };
-        let mut hasher = ResponseHasher::new(&self.job_id(), &self.r_c(), c_values, openings.len() as u64);
-        if full {
-            let c = c.unwrap_or(self.committed.execution.c.as_slice());
-            for (i, rows) in c.chunks(3 * N).enumerate() {
-                hasher.rows(rows);
-                out.push(part(pb::respond_chunk::Part::CRows(pb::CRows {
-                    first_row: (i * 3) as u64,
-                    values: rows.to_vec(),
-                })));
-            }
-        }
-        for o in openings {
-            hasher.opening(o);
-            out.push(part(pb::respond_chunk::Part::Opening(o.into())));
-        }
-        let signed = respond_signing_bytes(&self.job_id(), &self.r_c(), &hasher.finish());
-        let sig = end_signer.sign(PURPOSE_RESPOND, &signed);
-        out.push(part(pb::respond_chunk::Part::End(pb::ResponseEnd { provider_signature: sig.0.to_vec() })));
-        out
-    }
-}
-
-async fn open(client: &mut VerifierClient<Channel>, job: &Job) -> Result<(), tonic::Status> {
-    let resp = client.open_job(job.open_request()).await?.into_inner();
-    assert_eq!(resp.job_id, job.job_id().to_vec());
-    Ok(())
-}
-
-async fn commit(
-    client: &mut VerifierClient<Channel>,
-    job: &Job,
-    provider: &Identity,
-    verifier: PublicKey,
-) -> Challenge {
-    let pb_challenge = client.commit(job.commit_request(provider, job.r_c())).await.expect("commit").into_inner();
-    let signed = SignedChallenge::try_from(&pb_challenge).expect("challenge fields");
-    signed.verify().expect("challenge signature");
-    assert_eq!(signed.verifier_key, verifier);
-    assert_eq!(signed.challenge.job_id, job.job_id());
-    assert_eq!(signed.challenge.r_c, job.r_c());
-    signed.challenge
-}
-
-async fn respond(
-    client: &mut VerifierClient<Channel>,
-    chunks: Vec<pb::RespondChunk>,
-) -> Result<SignedVerdict, tonic::Status> {
-    let v = client.respond(tokio_stream::iter(chunks)).await?.into_inner();
-    let v = SignedVerdict::try_from(&v).expect("verdict fields");
-    v.verify().expect("verdict signature");
-    Ok(v)
-}
-
-async fn status(client: &mut VerifierClient<Channel>, job: &Job) -> pb::JobStatus {
-    client.get_job_status(pb::JobStatusRequest { job_id: job.job_id().to_vec() }).await.expect("status").into_inner()
+        Cheat::OneWrongEntry => c[2 * N + 3] += 1,
+        Cheat::EveryTileWrong => c.iter_mut().for_each(|v| *v += 1),
+    })
 }
 
 async fn receipt(client: &mut VerifierClient<Channel>, job: &Job) -> matproof_protocol::receipt::Receipt {
@@ -310,7 +89,7 @@ async fn receipt(client: &mut VerifierClient<Channel>, job: &Job) -> matproof_pr
 /// Runs a scenario on every target with a fresh node.
 macro_rules! on_every_target {
     (|$node:ident, $client:ident, $ledger:ident| $body:block) => {
-        for t in targets().await {
+        for t in targets("node").await {
             eprintln!("-- {}", t.name);
             let $node = start_node(&t.url, rand::random()).await;
             #[allow(unused_mut)]
@@ -344,7 +123,7 @@ async fn assert_rejected_and_refunded(ledger: &Ledger, job: &Job, parties: &Part
 async fn honest_jobs_are_approved_and_paid_once() {
     on_every_target!(|node, client, ledger| {
         for mode in [VerificationMode::Full, VerificationMode::Succinct] {
-            let parties = Parties::funded(&ledger).await;
+            let parties = funded(&ledger).await;
             let job = make_job(&parties, mode, Cheat::Honest, far());
             open(&mut client, &job).await.expect("open");
             conserved(&ledger).await;
@@ -365,7 +144,7 @@ async fn honest_jobs_are_approved_and_paid_once() {
                 client.get_receipt(pb::GetReceiptRequest { job_id: job.job_id().to_vec() }).await.unwrap_err().code(),
                 Code::NotFound
             );
-            let openings = job.openings(&challenge);
+            let openings = job.openings(&challenge, 2);
             let verdict = respond(&mut client, job.chunks(&openings, None, &parties.provider)).await.expect("respond");
             assert_eq!(verdict.verdict, Verdict::Approved, "{}", verdict.reason);
             assert_eq!(verdict.verifier_key, node.verifier_key());
@@ -399,11 +178,11 @@ async fn honest_jobs_are_approved_and_paid_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_wrong_entry_in_full_mode_is_proven_and_slashed() {
     on_every_target!(|node, client, ledger| {
-        let parties = Parties::funded(&ledger).await;
+        let parties = funded(&ledger).await;
         let job = make_job(&parties, VerificationMode::Full, Cheat::OneWrongEntry, far());
         open(&mut client, &job).await.expect("open");
         let challenge = commit(&mut client, &job, &parties.provider, node.verifier_key()).await;
-        let verdict = respond(&mut client, job.chunks(&job.openings(&challenge), None, &parties.provider))
+        let verdict = respond(&mut client, job.chunks(&job.openings(&challenge, 2), None, &parties.provider))
             .await
             .expect("respond");
         assert_eq!(verdict.verdict, Verdict::Rejected);
@@ -416,7 +195,7 @@ async fn a_wrong_entry_in_full_mode_is_proven_and_slashed() {
         assert_eq!(status(&mut client, &job).await.state, "rejected");
         // A repeat response slashes nothing more.
         let repeat =
-            respond(&mut client, job.chunks(&job.openings(&challenge), None, &parties.provider)).await.unwrap();
+            respond(&mut client, job.chunks(&job.openings(&challenge, 2), None, &parties.provider)).await.unwrap();
         assert_eq!(repeat, verdict);
         assert_rejected_and_refunded(&ledger, &job, &parties, true).await;
     });
@@ -426,38 +205,39 @@ async fn a_wrong_entry_in_full_mode_is_proven_and_slashed() {
 async fn cheats_are_rejected_and_refunded() {
     on_every_target!(|node, client, ledger| {
         // A wrong tile in succinct mode: the sampled proofs fail.
-        let parties = Parties::funded(&ledger).await;
+        let parties = funded(&ledger).await;
         let job = make_job(&parties, VerificationMode::Succinct, Cheat::EveryTileWrong, far());
         open(&mut client, &job).await.unwrap();
         let challenge = commit(&mut client, &job, &parties.provider, node.verifier_key()).await;
-        let v = respond(&mut client, job.chunks(&job.openings(&challenge), None, &parties.provider)).await.unwrap();
+        let v = respond(&mut client, job.chunks(&job.openings(&challenge, 2), None, &parties.provider)).await.unwrap();
         assert_eq!(v.verdict, Verdict::Rejected);
         assert!(v.reason.contains("sampled tiles"), "{}", v.reason);
         assert!(receipt(&mut client, &job).await.fraud_proof.is_none());
         assert_rejected_and_refunded(&ledger, &job, &parties, false).await;
 
         // Full mode: the streamed C does not match the committed R_C.
-        let parties = Parties::funded(&ledger).await;
+        let parties = funded(&ledger).await;
         let job = make_job(&parties, VerificationMode::Full, Cheat::Honest, far());
         open(&mut client, &job).await.unwrap();
         let challenge = commit(&mut client, &job, &parties.provider, node.verifier_key()).await;
         let mut c = job.committed.execution.c.as_slice().to_vec();
         c[7] ^= 1;
-        let v = respond(&mut client, job.chunks(&job.openings(&challenge), Some(&c), &parties.provider)).await.unwrap();
+        let v =
+            respond(&mut client, job.chunks(&job.openings(&challenge, 2), Some(&c), &parties.provider)).await.unwrap();
         assert_eq!(v.verdict, Verdict::Rejected);
         assert!(v.reason.contains("R_C"), "{}", v.reason);
         assert_rejected_and_refunded(&ledger, &job, &parties, false).await;
 
         // A proof replayed from another job (same data, another challenge).
-        let parties = Parties::funded(&ledger).await;
+        let parties = funded(&ledger).await;
         let donor = make_job(&parties, VerificationMode::Succinct, Cheat::Honest, far());
         open(&mut client, &donor).await.unwrap();
         let donor_challenge = commit(&mut client, &donor, &parties.provider, node.verifier_key()).await;
-        let donor_openings = donor.openings(&donor_challenge);
+        let donor_openings = donor.openings(&donor_challenge, 2);
         let job = make_job(&parties, VerificationMode::Succinct, Cheat::Honest, far());
         open(&mut client, &job).await.unwrap();
         let challenge = commit(&mut client, &job, &parties.provider, node.verifier_key()).await;
-        let mut openings = job.openings(&challenge);
+        let mut openings = job.openings(&challenge, 2);
         for (o, d) in openings.iter_mut().zip(&donor_openings) {
             o.proof = d.proof.clone();
         }
@@ -476,11 +256,11 @@ async fn cheats_are_rejected_and_refunded() {
         conserved(&ledger).await;
 
         // Garbage proof bytes (the right length).
-        let parties = Parties::funded(&ledger).await;
+        let parties = funded(&ledger).await;
         let job = make_job(&parties, VerificationMode::Succinct, Cheat::Honest, far());
         open(&mut client, &job).await.unwrap();
         let challenge = commit(&mut client, &job, &parties.provider, node.verifier_key()).await;
-        let mut openings = job.openings(&challenge);
+        let mut openings = job.openings(&challenge, 2);
         openings[1].proof = vec![0x5a; openings[1].proof.len()];
         let v = respond(&mut client, job.chunks(&openings, None, &parties.provider)).await.unwrap();
         assert_eq!(v.verdict, Verdict::Rejected, "garbage proof");
@@ -491,7 +271,7 @@ async fn cheats_are_rejected_and_refunded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_commitment_per_job() {
     on_every_target!(|node, client, ledger| {
-        let parties = Parties::funded(&ledger).await;
+        let parties = funded(&ledger).await;
         let job = make_job(&parties, VerificationMode::Succinct, Cheat::Honest, far());
         open(&mut client, &job).await.unwrap();
         let challenge = commit(&mut client, &job, &parties.provider, node.verifier_key()).await;
@@ -532,7 +312,7 @@ async fn one_commitment_per_job() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn forged_messages_move_nothing() {
     on_every_target!(|node, client, ledger| {
-        let parties = Parties::funded(&ledger).await;
+        let parties = funded(&ledger).await;
         let job = make_job(&parties, VerificationMode::Full, Cheat::Honest, far());
         let before = balances(&ledger, &parties.consumer.public_key(), &parties.provider.public_key()).await;
 
@@ -584,7 +364,7 @@ async fn forged_messages_move_nothing() {
         let challenge = commit(&mut client, &job, &parties.provider, node.verifier_key()).await;
 
         // ResponseEnd: signed by a third party, or garbage: refused, the job untouched.
-        let openings = job.openings(&challenge);
+        let openings = job.openings(&challenge, 2);
         let third = Identity::generate().unwrap();
         let e = respond(&mut client, job.chunks(&openings, None, &third)).await.unwrap_err();
         assert_eq!(e.code(), Code::Unauthenticated, "{e}");
@@ -636,11 +416,11 @@ async fn forged_messages_move_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_late_response_is_rejected_and_refunded() {
     on_every_target!(|node, client, ledger| {
-        let parties = Parties::funded(&ledger).await;
+        let parties = funded(&ledger).await;
         let job = make_job(&parties, VerificationMode::Succinct, Cheat::Honest, now_ms() + 2_000);
         open(&mut client, &job).await.unwrap();
         let challenge = commit(&mut client, &job, &parties.provider, node.verifier_key()).await;
-        let openings = job.openings(&challenge);
+        let openings = job.openings(&challenge, 2);
         let wait = job.spec.policy.deadline_unix_ms.saturating_sub(now_ms()) + 200;
         tokio::time::sleep(Duration::from_millis(wait)).await;
         let v = respond(&mut client, job.chunks(&openings, None, &parties.provider)).await.unwrap();
@@ -655,23 +435,16 @@ async fn a_late_response_is_rejected_and_refunded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn expired_jobs_are_voided_by_the_node() {
-    for t in targets().await {
-        let node = start(NodeConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            database_url: t.url.clone(),
-            identity: Identity::generate().unwrap(),
-            verifying_keys: vec![keys().1.clone()],
-            limits: NodeLimits {
-                expiry_grace: Duration::from_millis(100),
-                expiry_interval: Duration::from_millis(100),
-                ..limits()
-            },
-        })
-        .await
-        .unwrap();
+    for t in targets("node").await {
+        let limits = NodeLimits {
+            expiry_grace: Duration::from_millis(100),
+            expiry_interval: Duration::from_millis(100),
+            ..limits()
+        };
+        let node = support::start_node(&t.url, Identity::generate().unwrap(), limits).await;
         let mut client = client(node.url()).await;
         let ledger = node.ledger().clone();
-        let parties = Parties::funded(&ledger).await;
+        let parties = funded(&ledger).await;
         let job = make_job(&parties, VerificationMode::Succinct, Cheat::Honest, now_ms() + 1_000);
         open(&mut client, &job).await.unwrap();
         let challenge = commit(&mut client, &job, &parties.provider, node.verifier_key()).await;
@@ -688,7 +461,7 @@ async fn expired_jobs_are_voided_by_the_node() {
         assert!(voided, "the job was voided after its deadline");
         assert_rejected_and_refunded(&ledger, &job, &parties, false).await;
         // A response after expiry gets a signed rejection and moves nothing more.
-        let v = respond(&mut client, job.chunks(&job.openings(&challenge), None, &parties.provider)).await.unwrap();
+        let v = respond(&mut client, job.chunks(&job.openings(&challenge, 2), None, &parties.provider)).await.unwrap();
         assert_eq!(v.verdict, Verdict::Rejected);
         assert_rejected_and_refunded(&ledger, &job, &parties, false).await;
         node.shutdown().await;
@@ -699,11 +472,11 @@ async fn expired_jobs_are_voided_by_the_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_identical_responses_settle_once() {
     on_every_target!(|node, client, ledger| {
-        let parties = Parties::funded(&ledger).await;
+        let parties = funded(&ledger).await;
         let job = make_job(&parties, VerificationMode::Full, Cheat::Honest, far());
         open(&mut client, &job).await.unwrap();
         let challenge = commit(&mut client, &job, &parties.provider, node.verifier_key()).await;
-        let chunks = job.chunks(&job.openings(&challenge), None, &parties.provider);
+        let chunks = job.chunks(&job.openings(&challenge, 2), None, &parties.provider);
         let mut tasks = Vec::new();
         for _ in 0..64 {
             let mut c = client.clone();
@@ -730,11 +503,11 @@ async fn concurrent_identical_responses_settle_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receipts_round_trip_through_their_file_format() {
     on_every_target!(|node, client, ledger| {
-        let parties = Parties::funded(&ledger).await;
+        let parties = funded(&ledger).await;
         let job = make_job(&parties, VerificationMode::Succinct, Cheat::Honest, far());
         open(&mut client, &job).await.unwrap();
         let challenge = commit(&mut client, &job, &parties.provider, node.verifier_key()).await;
-        respond(&mut client, job.chunks(&job.openings(&challenge), None, &parties.provider)).await.unwrap();
+        respond(&mut client, job.chunks(&job.openings(&challenge, 2), None, &parties.provider)).await.unwrap();
         let r = receipt(&mut client, &job).await;
         assert_eq!(wire::decode_receipt(&wire::encode_receipt(&r)).unwrap(), r);
     });
@@ -808,18 +581,18 @@ fn spawn_child(url: &str, seed: [u8; 32], pause_ms: Option<u64>) -> (ChildNode, 
 #[cfg(feature = "fault-injection")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_between_verdict_and_settlement() {
-    for t in targets().await {
+    for t in targets("node").await {
         eprintln!("-- {}", t.name);
         let seed: [u8; 32] = rand::random();
         let ledger = Ledger::open(&t.url).await.unwrap();
-        let parties = Parties::funded(&ledger).await;
+        let parties = funded(&ledger).await;
         let (mut child, url) = spawn_child(&t.url, seed, Some(120_000));
         let mut c = client(url).await;
         let job = make_job(&parties, VerificationMode::Full, Cheat::Honest, far());
         open(&mut c, &job).await.unwrap();
         conserved(&ledger).await;
         let challenge = commit(&mut c, &job, &parties.provider, Identity::from_seed(seed).public_key()).await;
-        let chunks = job.chunks(&job.openings(&challenge), None, &parties.provider);
+        let chunks = job.chunks(&job.openings(&challenge, 2), None, &parties.provider);
         let mut c2 = c.clone();
         let pending = tokio::spawn(async move { respond(&mut c2, chunks).await });
         // Wait for the verdict to be recorded (the node then pauses before releasing).
@@ -851,7 +624,7 @@ async fn killed_between_verdict_and_settlement() {
         assert_eq!(balances(&ledger, &parties.consumer.public_key(), &parties.provider.public_key()).await, paid);
         conserved(&ledger).await;
         let mut c = client(url).await;
-        let v = respond(&mut c, job.chunks(&job.openings(&challenge), None, &parties.provider)).await.unwrap();
+        let v = respond(&mut c, job.chunks(&job.openings(&challenge, 2), None, &parties.provider)).await.unwrap();
         assert_eq!(v.verdict, Verdict::Approved);
         assert_eq!(status(&mut c, &job).await.state, "approved");
         assert_eq!(balances(&ledger, &parties.consumer.public_key(), &parties.provider.public_key()).await, paid);

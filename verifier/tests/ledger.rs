@@ -2,51 +2,17 @@
 //! when `MATPROOF_TEST_POSTGRES_URL` is set, also against PostgreSQL in a fresh schema.
 #![cfg(feature = "service")]
 
+mod support;
+
 use matproof_protocol::receipt::Verdict;
 use matproof_verifier::ledger::{
     ESCROW_ACCOUNT, JobId, Ledger, LedgerError, MAX_AMOUNT, Movement, Operation, TransferState, transfer_id,
 };
-use sqlx::{Connection, Executor};
+use sqlx::Connection;
+use support::targets;
 
 /// A deadline far in the future (year 2096).
 const FAR: u64 = 4_000_000_000_000;
-
-/// One database to run a scenario against.
-struct Target {
-    name: &'static str,
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-    /// PostgreSQL: (base URL, schema), dropped at the end.
-    schema: Option<(String, String)>,
-}
-
-impl Target {
-    async fn open(&self) -> Ledger {
-        Ledger::open(&self.url).await.unwrap_or_else(|e| panic!("{}: open: {e}", self.name))
-    }
-
-    async fn finish(self) {
-        if let Some((base, schema)) = &self.schema {
-            let mut c = sqlx::PgConnection::connect(base).await.expect("connect to PostgreSQL");
-            c.execute(format!("DROP SCHEMA {schema} CASCADE").as_str()).await.expect("drop schema");
-        }
-    }
-}
-
-async fn targets() -> Vec<Target> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("ledger.db").display());
-    let mut out = vec![Target { name: "sqlite", url, _dir: Some(dir), schema: None }];
-    if let Ok(base) = std::env::var("MATPROOF_TEST_POSTGRES_URL") {
-        let schema = format!("mp_ledger_{:016x}", rand::random::<u64>());
-        let mut c = sqlx::PgConnection::connect(&base).await.expect("connect to PostgreSQL");
-        c.execute(format!("CREATE SCHEMA {schema}").as_str()).await.expect("create schema");
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options[search_path]={schema}");
-        out.push(Target { name: "postgres", url, _dir: None, schema: Some((base, schema)) });
-    }
-    out
-}
 
 fn job() -> JobId {
     rand::random()
@@ -76,8 +42,8 @@ async fn conserved(l: &Ledger) {
 
 #[tokio::test]
 async fn full_lifecycle() {
-    for t in targets().await {
-        let l = t.open().await;
+    for t in targets("ledger").await {
+        let l = t.ledger().await;
         if t.name == "sqlite" {
             // WAL is a property of the file: check it from a connection of our own.
             let mut c = sqlx::SqliteConnection::connect(&t.url).await.expect("sqlite");
@@ -126,8 +92,8 @@ async fn full_lifecycle() {
 
 #[tokio::test]
 async fn void_refunds_and_settle() {
-    for t in targets().await {
-        let l = t.open().await;
+    for t in targets("ledger").await {
+        let l = t.ledger().await;
         let (consumer, provider, _) = accounts();
         let (j1, j2) = (job(), job());
         l.deposit(&consumer, 500).await.unwrap();
@@ -154,8 +120,8 @@ async fn void_refunds_and_settle() {
 
 #[tokio::test]
 async fn deadline_expiry_voids() {
-    for t in targets().await {
-        let l = t.open().await;
+    for t in targets("ledger").await {
+        let l = t.ledger().await;
         let (consumer, provider, _) = accounts();
         let (early, late, approved) = (job(), job(), job());
         l.deposit(&consumer, 1_000).await.unwrap();
@@ -187,8 +153,8 @@ async fn deadline_expiry_voids() {
 
 #[tokio::test]
 async fn slash_moves_stake_and_refunds_once() {
-    for t in targets().await {
-        let l = t.open().await;
+    for t in targets("ledger").await {
+        let l = t.ledger().await;
         let (consumer, provider, stake) = accounts();
         let (j, posted) = (job(), job());
         l.deposit(&consumer, 500).await.unwrap();
@@ -242,8 +208,8 @@ fn hex(j: &JobId) -> String {
 
 #[tokio::test]
 async fn idempotency_and_release_once() {
-    for t in targets().await {
-        let l = t.open().await;
+    for t in targets("ledger").await {
+        let l = t.ledger().await;
         let (consumer, provider, _) = accounts();
         let (a, b, c) = (job(), job(), job());
         l.deposit(&consumer, 1_000).await.unwrap();
@@ -322,8 +288,8 @@ async fn idempotency_and_release_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_posts_release_once() {
-    for t in targets().await {
-        let l = t.open().await;
+    for t in targets("ledger").await {
+        let l = t.ledger().await;
         let (consumer, provider, _) = accounts();
         let j = job();
         l.deposit(&consumer, 1_000).await.unwrap();
@@ -355,8 +321,8 @@ async fn concurrent_posts_release_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_posts_and_voids_release_each_job_once() {
-    for t in targets().await {
-        let l = t.open().await;
+    for t in targets("ledger").await {
+        let l = t.ledger().await;
         let (consumer, provider, _) = accounts();
         let jobs: Vec<JobId> = (0..20).map(|_| job()).collect();
         l.deposit(&consumer, 20 * 10).await.unwrap();
@@ -399,11 +365,11 @@ async fn racing_posts_and_voids_release_each_job_once() {
 
 #[tokio::test]
 async fn crash_between_verdict_and_release_recovers_once() {
-    for t in targets().await {
+    for t in targets("ledger").await {
         let (consumer, provider, _) = accounts();
         let (approved, rejected, undecided) = (job(), job(), job());
         {
-            let l = t.open().await;
+            let l = t.ledger().await;
             l.deposit(&consumer, 1_000).await.unwrap();
             for j in [&approved, &rejected, &undecided] {
                 l.open_pending(j, &consumer, &provider, 100, FAR).await.unwrap();
@@ -413,7 +379,7 @@ async fn crash_between_verdict_and_release_recovers_once() {
             // The crash: the ledger goes away before any release is written.
             drop(l);
         }
-        let l = t.open().await;
+        let l = t.ledger().await;
         conserved(&l).await;
         let report = l.recover().await.unwrap();
         assert_eq!((report.posted, report.voided), (vec![approved], vec![rejected]));
@@ -436,8 +402,8 @@ async fn crash_between_verdict_and_release_recovers_once() {
 
 #[tokio::test]
 async fn insufficient_funds_and_bad_input_change_nothing() {
-    for t in targets().await {
-        let l = t.open().await;
+    for t in targets("ledger").await {
+        let l = t.ledger().await;
         let (consumer, provider, _) = accounts();
         let j = job();
         l.deposit(&consumer, 100).await.unwrap();
