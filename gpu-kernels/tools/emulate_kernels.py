@@ -177,3 +177,23 @@ for (m,k,n) in [(1,1,1),(17,33,65),(130,70,90)]:
     A=np.random.randint(-128,128,(m,k)).astype(np.int8); B=np.random.randint(-128,128,(k,n)).astype(np.int8)
     assert (run(A,B)==A.astype(np.int64)@B.astype(np.int64)).all(),(m,k,n)
     print("ok",m,k,n)
+
+# cuBLASLt comparison (gpu-kernels/src/timing.rs + cublaslt.rs): cuBLASLt is column-major. It
+# is given the packed Bᵀ (np×kp, row stride kp) as the k×n matrix "A" with ld = kp, op T; the
+# packed A (mp×kp) as the k×m matrix "B" with ld = kp, op N; and D as n×m with ld = np. Check
+# that this computes row-major C = A·B in D's first n columns of each np-wide row.
+def colmajor_view(buf, rows, cols, ld):
+    return np.array([[buf[r + c*ld] for c in range(cols)] for r in range(rows)], dtype=np.int64)
+for (m,k,n) in [(1,1,1),(17,33,65),(130,70,90)]:
+    A=np.random.randint(-128,128,(m,k)).astype(np.int64); B=np.random.randint(-128,128,(k,n)).astype(np.int64)
+    mp,np_,kp=-(-m//128)*128,-(-n//128)*128,-(-k//64)*64
+    ap=np.zeros(mp*kp,dtype=np.int64); btp=np.zeros(np_*kp,dtype=np.int64)
+    for i in range(m): ap[i*kp:i*kp+k]=A[i]
+    for j in range(n): btp[j*kp:j*kp+k]=B[:,j]
+    X=colmajor_view(btp,k,n,kp); Y=colmajor_view(ap,k,m,kp)
+    Dt=X.T@Y                      # op(X) = Xᵀ (n×k), op(Y) = Y (k×m): n×m
+    d=np.zeros(m*np_,dtype=np.int64)
+    for j in range(n):
+        for i in range(m): d[j+i*np_]=Dt[j,i]   # column-major store with ld = np
+    assert (d.reshape(m,np_)[:,:n]==A@B).all(),(m,k,n)
+    print("cublaslt layout ok",m,k,n)
