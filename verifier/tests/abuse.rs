@@ -223,7 +223,7 @@ async fn a_flood_of_open_jobs_is_refused_cleanly_with_memory_bounded() {
     let mut c = client(node.url()).await;
 
     // Opened before the flood, answered after it.
-    let parties = funded(&ledger, 1).await;
+    let parties = funded(&ledger, 2).await;
     let honest = new_job(&parties);
     let openings = open_and_commit(&mut c, node, &honest, &parties).await;
 
@@ -309,7 +309,7 @@ async fn a_burst_of_open_jobs_opens_exactly_the_free_slots() {
         let mut c = client(node.url()).await;
 
         // Before the burst: one job approved (no slot), one challenged, one opened (a slot each).
-        let parties = funded(&ledger, 4).await;
+        let parties = funded(&ledger, 5).await;
         let judged = new_job(&parties);
         let openings = open_and_commit(&mut c, &node, &judged, &parties).await;
         let v = respond_with(&mut c, &judged, &openings, &parties.provider).await.expect("respond");
@@ -319,6 +319,18 @@ async fn a_burst_of_open_jobs_opens_exactly_the_free_slots() {
         let opened = new_job(&parties);
         c.open_job(opened.open_request()).await.expect("open");
         let free = (MAX_OPEN - 2) as usize;
+
+        // A consumer who cannot pay is refused before admission and takes no slot.
+        let broke = Parties::funded(&ledger, PRICE - 1, 0).await;
+        for _ in 0..3 * MAX_OPEN {
+            let s = spec(&broke, &params(), rand::random(), rand::random());
+            let e = c
+                .open_job(open_request(&s, broke.consumer.sign(PURPOSE_JOB, &s.canonical_bytes())))
+                .await
+                .expect_err("unfunded");
+            assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+            assert!(e.message().contains("insufficient funds"), "{e:?}");
+        }
 
         let flooder = funded(&ledger, BURST as u64).await;
         let requests: Vec<pb::OpenJobRequest> = (0..BURST)

@@ -225,6 +225,19 @@ impl pb::verifier_server::Verifier for VerifierService {
         };
         let existing = node.store.load(&job_id).await.map_err(store_status)?;
         if existing.is_none() {
+            // A job whose escrow the ledger will refuse must not take a slot, or a consumer
+            // with no funds could hold every slot until the deadlines pass. (Concurrent opens
+            // can pass this check together; the losers' escrow then fails and their rows hold
+            // a slot only until deadline + grace, so N slots still cost about N·price.)
+            let consumer = consumer_account(&spec.consumer);
+            let available = node.ledger.balance(&consumer).await.map_err(ledger_status)?;
+            if available < spec.price {
+                return Err(ledger_status(LedgerError::InsufficientFunds {
+                    account: consumer,
+                    needed: spec.price,
+                    available,
+                }));
+            }
             // One admission at a time in this process (FIFO, holding one pool connection);
             // the hard bound itself is the database's, which also holds across nodes.
             let _admission = node.admission.lock().await;
