@@ -320,7 +320,8 @@ async fn a_burst_of_open_jobs_opens_exactly_the_free_slots() {
         c.open_job(opened.open_request()).await.expect("open");
         let free = (MAX_OPEN - 2) as usize;
 
-        // A consumer who cannot pay is refused before admission and takes no slot.
+        // A consumer who cannot pay is refused before admission and takes no slot; one who can
+        // pay for one job, opening 3 × MAX_OPEN at once, takes exactly one.
         let broke = Parties::funded(&ledger, PRICE - 1, 0).await;
         for _ in 0..3 * MAX_OPEN {
             let s = spec(&broke, &params(), rand::random(), rand::random());
@@ -331,6 +332,23 @@ async fn a_burst_of_open_jobs_opens_exactly_the_free_slots() {
             assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
             assert!(e.message().contains("insufficient funds"), "{e:?}");
         }
+        let one_job = funded(&ledger, 1).await;
+        let mut opens = Vec::new();
+        for _ in 0..3 * MAX_OPEN {
+            let s = spec(&one_job, &params(), rand::random(), rand::random());
+            let req = open_request(&s, one_job.consumer.sign(PURPOSE_JOB, &s.canonical_bytes()));
+            let mut c = c.clone();
+            opens.push(tokio::spawn(async move { c.open_job(req).await.map(|_| ()) }));
+        }
+        let mut paid = 0;
+        for open in opens {
+            match open.await.expect("open task") {
+                Ok(()) => paid += 1,
+                Err(e) => assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}"),
+            }
+        }
+        assert_eq!(paid, 1, "funds for one job open one job");
+        let free = free - 1;
 
         let flooder = funded(&ledger, BURST as u64).await;
         let requests: Vec<pb::OpenJobRequest> = (0..BURST)

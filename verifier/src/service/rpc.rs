@@ -223,24 +223,29 @@ impl pb::verifier_server::Verifier for VerifierService {
                 None
             }
         };
+        let consumer = consumer_account(&spec.consumer);
+        let provider = provider_account(&spec.provider);
+        let escrow =
+            || node.ledger.open_pending(&job_id, &consumer, &provider, spec.price, spec.policy.deadline_unix_ms);
         let existing = node.store.load(&job_id).await.map_err(store_status)?;
-        if existing.is_none() {
-            // A job whose escrow the ledger will refuse must not take a slot, or a consumer
-            // with no funds could hold every slot until the deadlines pass. (Concurrent opens
-            // can pass this check together; the losers' escrow then fails and their rows hold
-            // a slot only until deadline + grace, so N slots still cost about N·price.)
-            let consumer = consumer_account(&spec.consumer);
-            let available = node.ledger.balance(&consumer).await.map_err(ledger_status)?;
-            if available < spec.price {
-                return Err(ledger_status(LedgerError::InsufficientFunds {
-                    account: consumer,
-                    needed: spec.price,
-                    available,
-                }));
-            }
+        if existing.is_some() {
+            // The same spec again: escrow is idempotent per job id.
+            escrow().await.map_err(ledger_status)?;
+        } else {
             // One admission at a time in this process (FIFO, holding one pool connection);
             // the hard bound itself is the database's, which also holds across nodes.
             let _admission = node.admission.lock().await;
+            // A job whose escrow the ledger will refuse must not take a slot, or a consumer
+            // with no funds could hold every slot until the deadlines pass. The balance check,
+            // the admission and the escrow all run under the admission lock, so within a node
+            // the next admission sees this one's escrow: N slots cost N·price. (Nodes sharing a
+            // database can each pass the check once for the same money; such a row holds its
+            // slot only until deadline + grace.)
+            let available = node.ledger.balance(&consumer).await.map_err(ledger_status)?;
+            if available < spec.price {
+                let e = LedgerError::InsufficientFunds { account: consumer.clone(), needed: spec.price, available };
+                return Err(ledger_status(e));
+            }
             let max_open = node.limits.max_open_jobs;
             match node.store.admit_job(&spec, &consumer_signature, inputs, now, max_open).await {
                 Ok(Admission::Inserted | Admission::Exists) => {}
@@ -249,17 +254,8 @@ impl pb::verifier_server::Verifier for VerifierService {
                 }
                 Err(e) => return Err(store_status(e)),
             }
+            escrow().await.map_err(ledger_status)?;
         }
-        node.ledger
-            .open_pending(
-                &job_id,
-                &consumer_account(&spec.consumer),
-                &provider_account(&spec.provider),
-                spec.price,
-                spec.policy.deadline_unix_ms,
-            )
-            .await
-            .map_err(ledger_status)?;
         Ok(Response::new(pb::OpenJobResponse { job_id: job_id.to_vec() }))
     }
 
