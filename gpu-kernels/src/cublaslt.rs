@@ -9,12 +9,11 @@
 #![allow(unsafe_code)] // FFI into libcublasLt through libloading; each block says why it is sound.
 
 use std::ffi::{c_int, c_void};
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libloading::Library;
 
-use crate::probe::{describe, open_first};
+use crate::probe::{describe, open_first, toolkit_candidates};
 
 /// Environment variable naming the cuBLASLt library to use (a path or a file name).
 pub const CUBLASLT_ENV: &str = "MATPROOF_CUBLASLT";
@@ -123,18 +122,7 @@ impl std::fmt::Debug for CublasLt {
 
 /// The names tried when `MATPROOF_CUBLASLT` is unset, newest first.
 pub fn cublaslt_candidates() -> Vec<String> {
-    if let Some(path) = std::env::var_os(CUBLASLT_ENV) {
-        return vec![path.to_string_lossy().into_owned()];
-    }
-    let mut names: Vec<String> =
-        ["libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"].iter().map(|s| s.to_string()).collect();
-    for var in ["CUDA_HOME", "CUDA_PATH"] {
-        if let Some(home) = std::env::var_os(var) {
-            names.push(PathBuf::from(home).join("lib64/libcublasLt.so").to_string_lossy().into_owned());
-        }
-    }
-    names.push("/usr/local/cuda/lib64/libcublasLt.so".into());
-    names
+    toolkit_candidates(CUBLASLT_ENV, &["libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"], "libcublasLt")
 }
 
 /// The process's cuBLASLt, loaded on first use from [`cublaslt_candidates`].

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use libloading::Library;
 use sha2::{Digest, Sha256};
 
-use crate::probe::open_first;
+use crate::probe::{open_first, toolkit_candidates};
 use crate::sources::KernelSource;
 
 type NvrtcResult = c_int;
@@ -71,18 +71,7 @@ impl std::fmt::Debug for Nvrtc {
 
 /// The names tried when `MATPROOF_NVRTC` is unset, newest first.
 pub fn nvrtc_candidates() -> Vec<String> {
-    if let Some(path) = std::env::var_os(NVRTC_ENV) {
-        return vec![path.to_string_lossy().into_owned()];
-    }
-    let mut names: Vec<String> =
-        ["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so", "libnvrtc.so.11.2"].iter().map(|s| s.to_string()).collect();
-    for var in ["CUDA_HOME", "CUDA_PATH"] {
-        if let Some(home) = std::env::var_os(var) {
-            names.push(PathBuf::from(home).join("lib64/libnvrtc.so").to_string_lossy().into_owned());
-        }
-    }
-    names.push("/usr/local/cuda/lib64/libnvrtc.so".into());
-    names
+    toolkit_candidates(NVRTC_ENV, &["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so", "libnvrtc.so.11.2"], "libnvrtc")
 }
 
 /// A compile failure.

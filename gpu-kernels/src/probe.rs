@@ -67,6 +67,21 @@ pub fn driver_candidates() -> Vec<String> {
 
 /// Loads the first library of `candidates` that dlopen accepts: `(library, name)` or every
 /// error joined.
+/// Names to try for a CUDA toolkit library that may come from CUDA 12 or 13: the path in
+/// `env_var` alone when it is set, else `sonames` (newest first), then `lib64/<stem>.so` under
+/// `$CUDA_HOME`, `$CUDA_PATH` and `/usr/local/cuda`.
+pub(crate) fn toolkit_candidates(env_var: &str, sonames: &[&str], stem: &str) -> Vec<String> {
+    if let Some(path) = std::env::var_os(env_var) {
+        return vec![path.to_string_lossy().into_owned()];
+    }
+    let mut names: Vec<String> = sonames.iter().map(|s| s.to_string()).collect();
+    let homes = ["CUDA_HOME", "CUDA_PATH"].into_iter().filter_map(std::env::var_os).map(std::path::PathBuf::from);
+    for home in homes.chain([std::path::PathBuf::from("/usr/local/cuda")]) {
+        names.push(home.join(format!("lib64/{stem}.so")).to_string_lossy().into_owned());
+    }
+    names
+}
+
 pub(crate) fn open_first(candidates: &[String]) -> Result<(Library, String), String> {
     let mut errors = Vec::new();
     for name in candidates {
