@@ -20,6 +20,7 @@ use matproof_verifier::{AuditData, AuditError, AuditKeys, AuditReport, audit};
 use serde_json::{Value, json};
 
 use crate::commands::{read_i8, read_i32};
+use crate::job::parse_public_key;
 use crate::setup::{default_key_dir, key_paths};
 
 /// Arguments of `matproof audit`.
@@ -142,17 +143,10 @@ fn read_vk(path: &Path) -> Option<TileVerifyingKey> {
     TileVerifyingKey::read(path).map_err(|e| eprintln!("warning: skipping {}: {e}", path.display())).ok()
 }
 
-fn parse_key(text: &str) -> Result<PublicKey> {
-    let bytes = hex::decode(text.trim()).with_context(|| format!("--trusted-verifier {text:?}: not hex"))?;
-    let key: [u8; 32] = bytes
-        .try_into()
-        .map_err(|b: Vec<u8>| anyhow::anyhow!("--trusted-verifier {text:?}: {} bytes, expected 32", b.len()))?;
-    Ok(PublicKey(key))
-}
-
 /// `matproof audit`.
 pub fn run(args: &AuditArgs) -> Result<ExitCode> {
-    let trusted = args.trusted_verifiers.iter().map(|t| parse_key(t)).collect::<Result<Vec<_>>>()?;
+    let trusted =
+        args.trusted_verifiers.iter().map(|t| parse_public_key("--trusted-verifier", t)).collect::<Result<Vec<_>>>()?;
     let data = match (&args.a, &args.b) {
         (Some(a), Some(b)) => {
             let c = args.c.as_deref().map(read_i32).transpose()?;

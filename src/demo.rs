@@ -159,6 +159,7 @@ async fn session(pk: TileProvingKey, vk: TileVerifyingKey, keys_s: f64, total: I
     let log = Arc::new(Mutex::new(Vec::new()));
     let (bar, observer) = job_progress(Arc::clone(&log));
     let mut config = SidecarConfig::new(node.url(), provider, vec![pk]);
+    config.verifier_key = Some(node.verifier_key());
     config.observer = Some(observer);
     let sidecar = matproof_prover::sidecar::start(config).await.context("starting the prover sidecar")?;
     let startup_s = start.elapsed().as_secs_f64();

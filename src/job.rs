@@ -184,10 +184,11 @@ fn resolve(base: &Path, path: &Path) -> PathBuf {
     if path.is_absolute() { path.to_path_buf() } else { base.join(path) }
 }
 
-fn parse_public_key(hex_key: &str) -> Result<PublicKey> {
-    let bytes = hex::decode(hex_key.trim()).context("provider_public_key is not hex")?;
+/// A 32-byte public key in hex; `what` names the field or flag in errors.
+pub fn parse_public_key(what: &str, text: &str) -> Result<PublicKey> {
+    let bytes = hex::decode(text.trim()).with_context(|| format!("{what} {text:?}: not hex"))?;
     let key: [u8; 32] =
-        bytes.as_slice().try_into().map_err(|_| anyhow::anyhow!("provider_public_key: expected 32 bytes"))?;
+        bytes.try_into().map_err(|b: Vec<u8>| anyhow::anyhow!("{what} {text:?}: {} bytes, expected 32", b.len()))?;
     Ok(PublicKey(key))
 }
 
@@ -208,12 +209,12 @@ impl LoadedJob {
         };
         let provider_key = match (&provider, &file.provider_public_key) {
             (Some(id), Some(hex_key)) => {
-                let named = parse_public_key(hex_key)?;
+                let named = parse_public_key("provider_public_key", hex_key)?;
                 anyhow::ensure!(named == id.public_key(), "provider_public_key does not match provider_identity");
                 named
             }
             (Some(id), None) => id.public_key(),
-            (None, Some(hex_key)) => parse_public_key(hex_key)?,
+            (None, Some(hex_key)) => parse_public_key("provider_public_key", hex_key)?,
             (None, None) => bail!("the job file names neither provider_identity nor provider_public_key"),
         };
         let key_dir = file.keys.as_ref().map(|k| resolve(&base, k)).unwrap_or_else(default_key_dir);

@@ -5,10 +5,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use matproof_prover::sidecar::{Progress, ProgressObserver, ProvingKeys, SidecarConfig, run_job, start};
+use matproof_prover::sidecar::{
+    Progress, ProgressObserver, ProvingKeys, SidecarConfig, VerifierTarget, run_job, start,
+};
 use matproof_verifier::service::accounts::{consumer_account, provider_account};
 
-use crate::job::{LoadedJob, load_or_create_identity, load_proving_keys, open_job, runtime, write_receipt};
+use matproof_protocol::identity::PublicKey;
+
+use crate::job::{
+    LoadedJob, load_or_create_identity, load_proving_keys, open_job, parse_public_key, runtime, write_receipt,
+};
 use crate::verifier_cmd::shutdown_signal;
 
 /// Prints each phase as it ends, on stderr.
@@ -26,6 +32,7 @@ fn log_progress(p: &Progress) {
 /// `matproof prover serve`: the sidecar, until Ctrl-C (or SIGTERM).
 pub fn serve(
     verifier_url: &str,
+    verifier_key: Option<PublicKey>,
     listen: SocketAddr,
     keys: &Path,
     identity_file: &Path,
@@ -40,6 +47,7 @@ pub fn serve(
     let rt = runtime()?;
     rt.block_on(async {
         let mut config = SidecarConfig::new(verifier_url, identity, proving_keys);
+        config.verifier_key = verifier_key;
         config.listen = listen;
         config.max_jobs_in_flight = max_jobs_in_flight;
         let observer: ProgressObserver = std::sync::Arc::new(log_progress);
@@ -51,7 +59,10 @@ pub fn serve(
         for (shape, vk_hash) in shapes {
             println!("proving key: {}x{} kc {} (vk_hash {})", shape.tm, shape.tn, shape.kc, hex::encode(vk_hash));
         }
-        println!("verifier: {verifier_url} (Ctrl-C to stop)");
+        match verifier_key {
+            Some(key) => println!("verifier: {verifier_url}, pinned key {} (Ctrl-C to stop)", hex::encode(key.0)),
+            None => println!("verifier: {verifier_url}, key not pinned: any verifier (Ctrl-C to stop)"),
+        }
         shutdown_signal().await;
         eprintln!("shutting down (jobs in flight finish first)");
         sidecar.shutdown().await?;
@@ -61,7 +72,12 @@ pub fn serve(
 
 /// `matproof prover run`: opens the job file's job as its consumer, runs it as its provider
 /// against the verifier, writes the receipt. Exit 0 when approved, 1 when rejected.
-pub fn run(verifier_url: &str, job_path: &Path, receipt_out: Option<PathBuf>) -> Result<ExitCode> {
+pub fn run(
+    verifier_url: &str,
+    verifier_key: Option<PublicKey>,
+    job_path: &Path,
+    receipt_out: Option<PathBuf>,
+) -> Result<ExitCode> {
     let job = LoadedJob::read(job_path)?;
     let provider = job.provider.as_ref().context("prover run needs provider_identity in the job file")?;
     let vk = job.verifying_key()?;
@@ -79,9 +95,9 @@ pub fn run(verifier_url: &str, job_path: &Path, receipt_out: Option<PathBuf>) ->
         println!("job_id: {}", hex::encode(job_id));
         println!("consumer account: {}", consumer_account(&spec.consumer));
         println!("provider account: {}", provider_account(&spec.provider));
+        let verifier = VerifierTarget { url: verifier_url.to_string(), pinned_key: verifier_key };
         let outcome =
-            run_job(verifier_url, provider, &keys, spec, signature, job.a.clone(), job.b.clone(), &log_progress)
-                .await?;
+            run_job(&verifier, provider, &keys, spec, signature, job.a.clone(), job.b.clone(), &log_progress).await?;
         let path =
             receipt_out.unwrap_or_else(|| job_path.with_file_name(format!("{}.receipt", &hex::encode(job_id)[..16])));
         write_receipt(&path, &outcome.receipt_wire)?;
@@ -106,6 +122,10 @@ pub enum ProverCommand {
         /// The verifier node, e.g. `http://127.0.0.1:7001`.
         #[arg(long)]
         verifier: String,
+        /// The verifier's public key (hex): a challenge signed by another key is refused
+        /// before any proving. Recommended; without it any verifier at the URL is accepted.
+        #[arg(long = "verifier-key", value_name = "HEX")]
+        verifier_key: Option<String>,
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:7002")]
         listen: SocketAddr,
@@ -124,6 +144,10 @@ pub enum ProverCommand {
         /// The verifier node, e.g. `http://127.0.0.1:7001`.
         #[arg(long)]
         verifier: String,
+        /// The verifier's public key (hex): a challenge signed by another key is refused
+        /// before any proving. Recommended; without it any verifier at the URL is accepted.
+        #[arg(long = "verifier-key", value_name = "HEX")]
+        verifier_key: Option<String>,
         /// The job file (format: docs/node.md).
         #[arg(long)]
         job: PathBuf,
@@ -136,9 +160,13 @@ pub enum ProverCommand {
 /// Runs a `matproof prover` command.
 pub fn dispatch(command: ProverCommand) -> Result<ExitCode> {
     match command {
-        ProverCommand::Serve { verifier, listen, keys, identity, max_jobs } => {
-            serve(&verifier, listen, &keys, &identity, max_jobs as usize)
+        ProverCommand::Serve { verifier, verifier_key, listen, keys, identity, max_jobs } => {
+            let verifier_key = verifier_key.map(|k| parse_public_key("--verifier-key", &k)).transpose()?;
+            serve(&verifier, verifier_key, listen, &keys, &identity, max_jobs as usize)
         }
-        ProverCommand::Run { verifier, job, receipt } => run(&verifier, &job, receipt),
+        ProverCommand::Run { verifier, verifier_key, job, receipt } => {
+            let verifier_key = verifier_key.map(|k| parse_public_key("--verifier-key", &k)).transpose()?;
+            run(&verifier, verifier_key, &job, receipt)
+        }
     }
 }

@@ -181,7 +181,10 @@ fn verifier_serve_fund_prover_run_and_sidecar() {
     ]);
     assert!(audit.contains("approved"), "{audit}");
 
-    // The sidecar as a service, and a consumer that opens a job and submits it there.
+    // The sidecar as a service, pinned to the verifier's key, and a consumer that opens a job
+    // and submits it there.
+    let seed: [u8; 32] = std::fs::read(&verifier_key).unwrap().try_into().unwrap();
+    let verifier_public = hex::encode(matproof_protocol::identity::Identity::from_seed(seed).public_key().0);
     let provider_key = root.join("provider.key");
     let (sidecar, sidecar_url) = Background::start(
         &[
@@ -189,6 +192,8 @@ fn verifier_serve_fund_prover_run_and_sidecar() {
             "serve",
             "--verifier",
             &url,
+            "--verifier-key",
+            &verifier_public,
             "--listen",
             "127.0.0.1:0",
             "--keys",

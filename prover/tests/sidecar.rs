@@ -46,7 +46,13 @@ struct Net {
 }
 
 impl Net {
+    /// A node and a sidecar pinned to the node's key.
     async fn start() -> Self {
+        Self::start_pinned(|node_key| Some(node_key)).await
+    }
+
+    /// A node and a sidecar pinned to `pin(node's key)`.
+    async fn start_pinned(pin: impl FnOnce(PublicKey) -> Option<PublicKey>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let [(pk, vk), (_, vk2)] = keys().clone();
         let node = matproof_verifier::service::start(NodeConfig {
@@ -63,7 +69,9 @@ impl Net {
         let provider_key = provider.public_key();
         node.ledger().deposit(&consumer_account(&consumer.public_key()), FUNDS).await.unwrap();
         node.ledger().deposit(&stake_account(&provider_key), STAKE).await.unwrap();
-        let sidecar = start(SidecarConfig::new(node.url(), provider, vec![pk])).await.unwrap();
+        let mut config = SidecarConfig::new(node.url(), provider, vec![pk]);
+        config.verifier_key = pin(node.verifier_key());
+        let sidecar = start(config).await.unwrap();
         assert_eq!(sidecar.public_key(), provider_key);
         Net { _dir: dir, node, sidecar, consumer, provider_key }
     }
@@ -209,6 +217,34 @@ async fn honest_job_is_approved_and_paid_exactly_once() {
     assert_eq!(again.r_c, receipt.r_c);
     assert_eq!(net.balances().await, paid);
     net.node.ledger().conservation_check().await.unwrap();
+    net.stop().await;
+}
+
+/// A sidecar pinned to another verifier key refuses the challenge before proving: the job is
+/// left committed, its escrow pending (voided at expiry), nobody paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_challenge_from_another_verifier_than_the_pinned_one_is_refused() {
+    let impostor_key = Identity::generate().unwrap().public_key();
+    let net = Net::start_pinned(|_| Some(impostor_key)).await;
+    let (a, b) = (random_i8(7, 8, 3).unwrap(), random_i8(8, 5, 4).unwrap());
+    let (spec, signature) = net.spec(&a, &b, net.provider_key, &keys()[0].1);
+    let job_id = net.open(&spec, &signature, &a, &b).await;
+    let error = net.submit(request(&spec, &signature, &a, &b)).await.expect_err("pinned to another key");
+    assert_eq!(error.code(), tonic::Code::FailedPrecondition, "{error:?}");
+    assert!(error.message().contains("not the pinned verifier"), "{error:?}");
+    assert!(error.message().contains(&hex(&impostor_key.0)), "{error:?}");
+    assert_eq!(net.balances().await, [FUNDS - PRICE, 0, PRICE, STAKE]);
+    let status = net.status(&job_id).await;
+    assert_eq!(status.escrow.as_str(), "pending", "{status:?}");
+    assert_ne!(status.state.as_str(), "approved", "{status:?}");
+    net.node.ledger().conservation_check().await.unwrap();
+    net.stop().await;
+
+    // Unpinned, the same kind of job runs.
+    let net = Net::start_pinned(|_| None).await;
+    let (spec, signature) = net.spec(&a, &b, net.provider_key, &keys()[0].1);
+    net.open(&spec, &signature, &a, &b).await;
+    net.submit(request(&spec, &signature, &a, &b)).await.expect("unpinned");
     net.stop().await;
 }
 

@@ -160,6 +160,18 @@ pub enum SidecarError {
         /// The root computed from the data, hex.
         computed: String,
     },
+    /// The challenge is signed by another verifier than the pinned one.
+    #[error(
+        "the challenge is signed by verifier {}, not the pinned verifier {}: refusing to prove",
+        hex::encode(signed_by.0),
+        hex::encode(pinned.0)
+    )]
+    UntrustedVerifier {
+        /// The key this sidecar was configured with.
+        pinned: PublicKey,
+        /// The key that signed the challenge.
+        signed_by: PublicKey,
+    },
     /// The spec names another provider (FAILED_PRECONDITION).
     #[error("spec.provider is {named:?}, but this sidecar is {ours:?}")]
     WrongProvider {
@@ -239,7 +251,9 @@ impl SidecarError {
                 Code::InvalidArgument
             }
             SidecarError::ConsumerSignature(_) => Code::Unauthenticated,
-            SidecarError::WrongProvider { .. } | SidecarError::UnknownKey { .. } => Code::FailedPrecondition,
+            SidecarError::WrongProvider { .. }
+            | SidecarError::UnknownKey { .. }
+            | SidecarError::UntrustedVerifier { .. } => Code::FailedPrecondition,
             SidecarError::Busy { .. } => Code::ResourceExhausted,
             SidecarError::Connect { .. } => Code::Unavailable,
             SidecarError::Verifier { status, .. } => status.code(),
@@ -417,7 +431,17 @@ fn response_messages(
         .chain(std::iter::once(pb::RespondChunk { job_id: id3, part: Some(Part::End(end)) }))
 }
 
-/// Runs one job as the provider `identity` against the verifier at `verifier_url`: checks
+/// The verifier node a job runs against.
+#[derive(Debug, Clone)]
+pub struct VerifierTarget {
+    /// Its gRPC URL, e.g. `http://127.0.0.1:7001`.
+    pub url: String,
+    /// Its public key, when known: the challenge must be signed by it (see
+    /// [`super::SidecarConfig::verifier_key`]).
+    pub pinned_key: Option<PublicKey>,
+}
+
+/// Runs one job as the provider `identity` against the verifier `verifier`: checks
 /// the submission ([`check_submission`]), executes on the best backend with a CSPRNG
 /// Freivalds self-check, recomputes `R_A`, `R_B` and refuses a mismatch, commits `R_C`,
 /// checks the signed challenge, proves the sampled tiles in parallel, streams the response,
@@ -427,7 +451,7 @@ fn response_messages(
 /// `progress` is called from the calling task at the start and end of each [`Phase`].
 #[allow(clippy::too_many_arguments)]
 pub async fn run_job(
-    verifier_url: &str,
+    verifier: &VerifierTarget,
     identity: &Identity,
     keys: &ProvingKeys,
     spec: JobSpec,
@@ -474,7 +498,7 @@ pub async fn run_job(
     ));
 
     clock.start(Phase::Commit);
-    let mut client = connect_verifier(verifier_url).await?;
+    let mut client = connect_verifier(&verifier.url).await?;
     let commit = pb::CommitRequest {
         job_id: job_id.to_vec(),
         r_c: r_c.to_vec(),
@@ -486,6 +510,11 @@ pub async fn run_job(
     challenge.verify().map_err(|e| bad_answer("challenge", e.to_string()))?;
     if challenge.challenge.job_id != job_id || challenge.challenge.r_c != r_c {
         return Err(bad_answer("challenge", "it is for another job or commitment"));
+    }
+    if let Some(pinned) = verifier.pinned_key
+        && challenge.verifier_key != pinned
+    {
+        return Err(SidecarError::UntrustedVerifier { pinned, signed_by: challenge.verifier_key });
     }
     clock.finish(format!("challenge signed by verifier {}", hex::encode(challenge.verifier_key.0)));
 

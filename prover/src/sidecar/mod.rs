@@ -19,7 +19,7 @@ mod job;
 
 pub use job::{
     JobOutcome, Phase, Progress, ProvingKeys, RESPONSE_CHUNK_BYTES, SELF_CHECK_ROUNDS, SidecarError,
-    VERIFIER_CALL_TIMEOUT, check_submission, connect_verifier, parse_npy_i8, run_job,
+    VERIFIER_CALL_TIMEOUT, VerifierTarget, check_submission, connect_verifier, parse_npy_i8, run_job,
 };
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -45,6 +45,10 @@ pub struct SidecarConfig {
     pub listen: SocketAddr,
     /// The verifier node, e.g. `http://127.0.0.1:7001`.
     pub verifier_url: String,
+    /// The verifier's public key, when known: a challenge signed by any other key is refused
+    /// before any proving work, so a node impersonating the verifier (a wrong URL, a hijacked
+    /// address) gets no work done. `None` accepts any verifier that signs consistently.
+    pub verifier_key: Option<PublicKey>,
     /// The provider's identity: jobs must name its public key, and it signs commitments and
     /// responses.
     pub identity: Identity,
@@ -62,6 +66,7 @@ impl SidecarConfig {
         Self {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             verifier_url: verifier_url.into(),
+            verifier_key: None,
             identity,
             proving_keys,
             max_jobs_in_flight: 2,
@@ -75,6 +80,7 @@ impl std::fmt::Debug for SidecarConfig {
         f.debug_struct("SidecarConfig")
             .field("listen", &self.listen)
             .field("verifier_url", &self.verifier_url)
+            .field("verifier_key", &self.verifier_key)
             .field("identity", &self.identity)
             .field("proving_keys", &self.proving_keys.len())
             .field("max_jobs_in_flight", &self.max_jobs_in_flight)
@@ -83,7 +89,7 @@ impl std::fmt::Debug for SidecarConfig {
 }
 
 struct Inner {
-    verifier_url: String,
+    verifier: VerifierTarget,
     identity: Identity,
     keys: ProvingKeys,
     permits: Arc<Semaphore>,
@@ -110,7 +116,7 @@ impl SidecarService {
             .map_err(|e| SidecarError::Setup(format!("verifier URL {:?}: {e}", config.verifier_url)))?;
         Ok(Self {
             inner: Arc::new(Inner {
-                verifier_url: config.verifier_url,
+                verifier: VerifierTarget { url: config.verifier_url, pinned_key: config.verifier_key },
                 identity: config.identity,
                 keys: ProvingKeys::new(config.proving_keys),
                 permits: Arc::new(Semaphore::new(config.max_jobs_in_flight)),
@@ -157,8 +163,7 @@ impl SidecarService {
             }
         };
         let outcome =
-            run_job(&inner.verifier_url, &inner.identity, &inner.keys, spec, Signature(signature), a, b, &progress)
-                .await?;
+            run_job(&inner.verifier, &inner.identity, &inner.keys, spec, Signature(signature), a, b, &progress).await?;
         Ok(pb::SubmitJobResponse { job_id: outcome.job_id.to_vec(), receipt: Some(outcome.receipt_wire) })
     }
 }
