@@ -48,7 +48,7 @@ struct Net {
 impl Net {
     /// A node and a sidecar pinned to the node's key.
     async fn start() -> Self {
-        Self::start_pinned(|node_key| Some(node_key)).await
+        Self::start_pinned(Some).await
     }
 
     /// A node and a sidecar pinned to `pin(node's key)`.
