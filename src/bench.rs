@@ -214,8 +214,10 @@ fn bench_data(what: BenchKind, n: usize, runs: usize, choice: BackendChoice, til
 }
 
 /// Goal for our GEMM kernel against cuBLASLt's int8 GEMM at 8192³ (issue #5).
+#[cfg(feature = "cuda")]
 pub const GOAL_VS_CUBLAS: f64 = 0.70;
 /// Goal for leaf hashing plus projections as a share of the GEMM kernel's time.
+#[cfg(feature = "cuda")]
 pub const GOAL_COMMIT_FRACTION: f64 = 0.05;
 
 /// Adds device-side timings to a GPU `bench gemm` record: pack, GEMM kernel, leaf hashes of C in
@@ -270,6 +272,7 @@ fn cuda_timings(_: &mut serde_json::Value, _: &MatrixI8, _: &MatrixI8, _: (usize
 }
 
 /// Copies the fields of `extra` (an object) into `record` (an object).
+#[cfg(feature = "cuda")]
 fn merge(record: &mut serde_json::Value, extra: serde_json::Value) {
     if let (Some(record), serde_json::Value::Object(extra)) = (record.as_object_mut(), extra) {
         record.extend(extra);
