@@ -95,11 +95,11 @@ impl std::fmt::Debug for GpuDevice {
     }
 }
 
-pub(crate) fn check_dim(name: &'static str, value: usize) -> Result<(), GpuError> {
+fn check_dim(name: &'static str, value: usize) -> Result<(), GpuError> {
     if value > MAX_DIM { Err(GpuError::TooLarge { name, value, max: MAX_DIM }) } else { Ok(()) }
 }
 
-pub(crate) fn check_len(what: &'static str, actual: usize, expected: usize) -> Result<(), GpuError> {
+fn check_len(what: &'static str, actual: usize, expected: usize) -> Result<(), GpuError> {
     if actual != expected { Err(GpuError::Length { what, expected, actual }) } else { Ok(()) }
 }
 
