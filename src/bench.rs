@@ -7,6 +7,7 @@ use anyhow::{Result, bail};
 use clap::ValueEnum;
 use matproof_protocol::commit::{a_digests, b_digests, digest_tree};
 use matproof_protocol::freivalds::{self, Dims};
+use matproof_protocol::ids::{JobId, MerkleRoot, Seed};
 use matproof_protocol::matrix::{MatrixI8, MatrixI32, random_i8};
 use matproof_protocol::tiling::{CircuitShape, Tiling};
 use matproof_prover::{Backend, CpuBackend};
@@ -124,7 +125,7 @@ fn bench_prove(tile: &str, k: usize, runs: usize) -> Result<serde_json::Value> {
     let setup_s = start.elapsed().as_secs_f64();
     let witness =
         TileWitness { a_block: random_i8(1, tm * k, 1)?.into_vec(), b_block: random_i8(1, k * tn, 2)?.into_vec() };
-    let challenge = Challenge { job_id: [1; 32], r_c: [2; 32], seed: [3; 32] };
+    let challenge = Challenge { job_id: JobId([1; 32]), r_c: MerkleRoot([2; 32]), seed: Seed([3; 32]) };
     let (sigma, rho) = (challenge.sigma(), challenge.rho());
     let prove_s = median_seconds(runs, || prove_tile(&pk, witness.clone(), sigma, rho));
     let (proof, public) = prove_tile(&pk, witness, sigma, rho)?;

@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use matproof_protocol::commit::commit_all;
 use matproof_protocol::freivalds::{self, Dims, FreivaldsError};
+use matproof_protocol::ids::{JobId, MerkleRoot, Seed};
 use matproof_protocol::matrix::{MatrixI8, MatrixI32, check_product_shapes, random_i8};
 use matproof_protocol::npy::{read_matrix_file, write_matrix_file};
 use matproof_protocol::tiling::{CircuitShape, Tiling};
@@ -42,7 +43,7 @@ pub fn cpu_backend(choice: KernelChoice) -> Result<CpuBackend> {
 pub fn random_vectors(rounds: usize, n: usize) -> Result<Vec<Vec<u64>>> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("OS random number generator: {e}"))?;
-    Ok(Challenge { job_id: [0; 32], r_c: [0; 32], seed }.freivalds_vectors(rounds, n)?)
+    Ok(Challenge { job_id: JobId([0; 32]), r_c: MerkleRoot([0; 32]), seed: Seed(seed) }.freivalds_vectors(rounds, n)?)
 }
 
 pub fn parse_tile(tile: &str) -> Result<(usize, usize)> {

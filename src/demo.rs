@@ -17,7 +17,7 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use matproof_circuits::{CacheOutcome, TileProvingKey, TileVerifyingKey};
 use matproof_protocol::identity::{Identity, PublicKey};
-use matproof_protocol::matrix::random_i8;
+use matproof_protocol::matrix::{MatrixI8, random_i8};
 use matproof_protocol::receipt::{Receipt, Verdict};
 use matproof_protocol::spec::{Policy, VerificationMode};
 use matproof_protocol::tiling::CircuitShape;
@@ -28,8 +28,9 @@ use matproof_verifier::service::accounts::{consumer_account, provider_account, s
 use matproof_verifier::service::{NodeConfig, NodeLimits};
 
 use crate::audit::{KeySource, audit_file};
-use crate::job::{consumer_spec, open_job, runtime, submit_job, write_receipt};
+use crate::job::{runtime, write_receipt};
 use crate::setup::{default_key_dir, key_paths, setup_with_progress};
+use matproof_client::{JobTerms, consumer_spec, open_job, submit_job};
 
 const M: usize = 256;
 const K: usize = 256;
@@ -133,14 +134,22 @@ pub fn run() -> Result<ExitCode> {
     runtime()?.block_on(session(pk, vk, keys_s, total))
 }
 
-async fn session(pk: TileProvingKey, vk: TileVerifyingKey, keys_s: f64, total: Instant) -> Result<ExitCode> {
-    let (_, vk_path) = key_paths(&default_key_dir(), SHAPE);
+/// The running parties of the demo: a verifier node over a SQLite ledger and a sidecar.
+struct Parties {
+    dir: tempfile::TempDir,
+    node: matproof_verifier::service::RunningNode,
+    sidecar: matproof_prover::sidecar::RunningSidecar,
+    consumer: Identity,
+    bar: ProgressBar,
+    log: Arc<Mutex<Vec<Progress>>>,
+    startup_s: f64,
+}
+
+/// Starts the verifier node (its ledger funded) and the sidecar pinned to it.
+async fn start_parties(pk: TileProvingKey, vk: &TileVerifyingKey) -> Result<Parties> {
+    let start = Instant::now();
     let dir = tempfile::tempdir().context("creating a temporary directory for the ledger")?;
     let (consumer, provider, verifier) = (Identity::generate()?, Identity::generate()?, Identity::generate()?);
-    let (consumer_key, provider_key) = (consumer.public_key(), provider.public_key());
-
-    // The verifier node, with its SQLite ledger.
-    let start = Instant::now();
     let database_url = format!("sqlite://{}?mode=rwc", dir.path().join("ledger.db").display());
     let node = matproof_verifier::service::start(NodeConfig {
         listen: "127.0.0.1:0".parse()?,
@@ -151,30 +160,41 @@ async fn session(pk: TileProvingKey, vk: TileVerifyingKey, keys_s: f64, total: I
     })
     .await
     .context("starting the verifier node")?;
-    let ledger = node.ledger().clone();
-    ledger.deposit(&consumer_account(&consumer_key), CONSUMER_FUNDS).await?;
-    ledger.deposit(&stake_account(&provider_key), PROVIDER_STAKE).await?;
-
-    // The prover sidecar, pointed at the node.
+    node.ledger().deposit(&consumer_account(&consumer.public_key()), CONSUMER_FUNDS).await?;
+    node.ledger().deposit(&stake_account(&provider.public_key()), PROVIDER_STAKE).await?;
     let log = Arc::new(Mutex::new(Vec::new()));
     let (bar, observer) = job_progress(Arc::clone(&log));
     let mut config = SidecarConfig::new(node.url(), provider, vec![pk]);
     config.verifier_key = Some(node.verifier_key());
     config.observer = Some(observer);
     let sidecar = matproof_prover::sidecar::start(config).await.context("starting the prover sidecar")?;
-    let startup_s = start.elapsed().as_secs_f64();
     println!(
         "verifier node: {} (key {}), SQLite ledger in {}",
         node.url(),
         short(&node.verifier_key()),
         dir.path().display()
     );
-    println!("prover sidecar: {} (key {})", sidecar.url(), short(&provider_key));
+    println!("prover sidecar: {} (key {})", sidecar.url(), short(&sidecar.public_key()));
+    Ok(Parties { dir, node, sidecar, consumer, bar, log, startup_s: start.elapsed().as_secs_f64() })
+}
 
-    // The consumer: data, commitments, signed spec, OpenJob.
+/// What the consumer's run of the job left: the receipt, the balances before, in escrow
+/// and after, and the phase times.
+struct Run {
+    receipt_wire: matproof_protocol::wire::pb::Receipt,
+    path: PathBuf,
+    balances: [Balances; 3],
+    transfer: String,
+    open_s: f64,
+    submit_s: f64,
+}
+
+/// The consumer: data, commitments, signed spec, `OpenJob`, then `SubmitJob` to the sidecar
+/// and the receipt written to the cache.
+async fn consumer_run(parties: &Parties, vk: &TileVerifyingKey, a: &MatrixI8, b: &MatrixI8) -> Result<Run> {
+    let (consumer_key, provider_key) = (parties.consumer.public_key(), parties.sidecar.public_key());
+    let ledger = parties.node.ledger();
     let start = Instant::now();
-    let a = random_i8(M, K, 1)?;
-    let b = random_i8(K, N, 2)?;
     let policy = Policy {
         mode: VerificationMode::Full,
         samples: SAMPLES,
@@ -183,85 +203,58 @@ async fn session(pk: TileProvingKey, vk: TileVerifyingKey, keys_s: f64, total: I
         target_fraud_ppm: 10_000,
         deadline_unix_ms: unix_ms_in(Duration::from_secs(600)),
     };
-    let (spec, signature) = consumer_spec(&consumer, provider_key, &a, &b, SHAPE, vk.hash(), policy, PRICE, SLASH)?;
-    let before = balances(&ledger, &consumer_key, &provider_key).await?;
-    let job_id = open_job(&node.url(), &spec, &signature, &a, &b).await?;
-    let escrowed = balances(&ledger, &consumer_key, &provider_key).await?;
+    let terms = JobTerms {
+        provider: provider_key,
+        shape: SHAPE,
+        vk_hash: vk.hash(),
+        policy,
+        price: PRICE,
+        slash_amount: SLASH,
+    };
+    let (spec, signature) = consumer_spec(&parties.consumer, &terms, a, b)?;
+    let before = balances(ledger, &consumer_key, &provider_key).await?;
+    let job_id = open_job(&parties.node.url(), &spec, &signature, a, b).await?;
+    let escrowed = balances(ledger, &consumer_key, &provider_key).await?;
     let open_s = start.elapsed().as_secs_f64();
-    println!("job: {} opened (consumer committed R_A, R_B; price {PRICE} in escrow)", hex::encode(job_id));
+    println!("job: {job_id} opened (consumer committed R_A, R_B; price {PRICE} in escrow)");
 
-    // The provider runs it through the sidecar.
     let start = Instant::now();
-    let response = submit_job(&sidecar.url(), &spec, &signature, &a, &b).await;
-    bar.finish_and_clear();
-    let response = response?;
+    let submitted = submit_job(&parties.sidecar.url(), &spec, &signature, a, b).await;
+    parties.bar.finish_and_clear();
+    let receipt_wire = submitted?.receipt;
     let submit_s = start.elapsed().as_secs_f64();
-    let receipt_wire = response.receipt.context("the sidecar returned no receipt")?;
-    let path = receipt_dir().join(format!("{}.receipt", hex::encode(job_id)));
+    let path = receipt_dir().join(format!("{job_id}.receipt"));
     write_receipt(&path, &receipt_wire)?;
-    let after = balances(&ledger, &consumer_key, &provider_key).await?;
+    let after = balances(ledger, &consumer_key, &provider_key).await?;
     ledger.conservation_check().await.context("ledger conservation")?;
-    let transfer = ledger.transfer(&job_id).await?;
+    let transfer = ledger.transfer(&job_id).await?.state.as_str().to_string();
+    Ok(Run { receipt_wire, path, balances: [before, escrowed, after], transfer, open_s, submit_s })
+}
+
+async fn session(pk: TileProvingKey, vk: TileVerifyingKey, keys_s: f64, total: Instant) -> Result<ExitCode> {
+    let (_, vk_path) = key_paths(&default_key_dir(), SHAPE);
+    let parties = start_parties(pk, &vk).await?;
+    let (a, b) = (random_i8(M, K, 1)?, random_i8(K, N, 2)?);
+    let run = consumer_run(&parties, &vk, &a, &b).await?;
 
     // The audit, offline, from the file.
     let start = Instant::now();
-    let report =
-        audit_file(&path, KeySource::File(&vk_path), &[node.verifier_key()], Some(&AuditData { a, b, c: None }));
+    let verifier_key = parties.node.verifier_key();
+    let report = audit_file(&run.path, KeySource::File(&vk_path), &[verifier_key], Some(&AuditData { a, b, c: None }));
     let audit_s = start.elapsed().as_secs_f64();
-    let receipt = Receipt::try_from(&receipt_wire).context("the receipt is malformed")?;
-
+    let receipt = Receipt::try_from(&run.receipt_wire).context("the receipt is malformed")?;
+    let Parties { dir, node, sidecar, log, startup_s, .. } = parties;
     sidecar.shutdown().await?;
     node.shutdown().await;
+    drop(dir);
 
-    // The summary.
     let log = log.lock().map(|l| l.clone()).unwrap_or_default();
-    let backend = log
-        .iter()
-        .find_map(|p| if let Progress::Backend { name, .. } = p { Some(name.clone()) } else { None })
-        .unwrap_or_else(|| "?".into());
+    print_phases(&log, [keys_s, startup_s, run.open_s, run.submit_s, audit_s]);
+    print_checks(&receipt);
+    print_balances(&run);
     let verdict = receipt.verdicts.first().context("the receipt has no verdict")?;
-    println!("backend: {backend}");
-    println!("time per phase:");
-    println!("  keys                  {keys_s:>7.2} s");
-    println!("  start node + sidecar  {startup_s:>7.2} s");
-    println!("  consumer: open job     {open_s:>7.2} s");
-    for p in &log {
-        if let Progress::Finished { phase, elapsed, detail, .. } = p {
-            println!("  {:<21} {:>7.2} s  {detail}", phase_label(*phase), elapsed.as_secs_f64());
-        }
-    }
-    println!("  SubmitJob round trip  {submit_s:>7.2} s");
-    println!("  audit                 {audit_s:>7.2} s");
-    let s = &receipt.summary;
-    println!("checks:");
-    if s.mode == VerificationMode::Full {
-        println!(
-            "  Freivalds: {} rounds over 2^61-1 on all of C (a wrong C passes with probability <= 2^-{})",
-            s.freivalds_rounds,
-            61 * s.freivalds_rounds
-        );
-    }
-    println!(
-        "  tiles: {} of {} sampled, opened and their Groth16 proofs verified: a cheater escapes with probability <= {:.4} \
-         (one wrong tile), <= {:.6} ({}% of tiles wrong)",
-        s.samples,
-        s.tiles,
-        s.escape_one_wrong_tile,
-        s.escape_policy_fraction,
-        s.policy_fraction * 100.0
-    );
-    println!("  the receipt states: {}", s.statement);
-    println!("balances (funded → escrowed → settled):");
-    let row = |name: &str, f: fn(&Balances) -> u64| {
-        println!("  {name:<9} {:>6} → {:>6} → {:>6}", f(&before), f(&escrowed), f(&after));
-    };
-    row("consumer", |b| b.consumer);
-    row("provider", |b| b.provider);
-    row("escrow", |b| b.escrow);
-    row("stake", |b| b.stake);
-    println!("escrow transfer: {} (conservation holds)", transfer.state.as_str());
-    println!("receipt: {}", path.display());
     println!("verifier's reason: {}", verdict.reason);
+    let [before, _, after] = &run.balances;
     let paid_once = after.provider == before.provider + PRICE
         && after.consumer + PRICE == before.consumer
         && after.escrow == before.escrow
@@ -286,6 +279,64 @@ async fn session(pk: TileProvingKey, vk: TileVerifyingKey, keys_s: f64, total: I
     };
     println!("total: {:.2} s", total.elapsed().as_secs_f64());
     Ok(code)
+}
+
+/// The backend and the time of every phase: `[keys, start-up, open, submit, audit]`.
+fn print_phases(log: &[Progress], [keys_s, startup_s, open_s, submit_s, audit_s]: [f64; 5]) {
+    let backend = log
+        .iter()
+        .find_map(|p| if let Progress::Backend { name, .. } = p { Some(name.clone()) } else { None })
+        .unwrap_or_else(|| "?".into());
+    println!("backend: {backend}");
+    println!("time per phase:");
+    println!("  keys                  {keys_s:>7.2} s");
+    println!("  start node + sidecar  {startup_s:>7.2} s");
+    println!("  consumer: open job     {open_s:>7.2} s");
+    for p in log {
+        if let Progress::Finished { phase, elapsed, detail, .. } = p {
+            println!("  {:<21} {:>7.2} s  {detail}", phase_label(*phase), elapsed.as_secs_f64());
+        }
+    }
+    println!("  SubmitJob round trip  {submit_s:>7.2} s");
+    println!("  audit                 {audit_s:>7.2} s");
+}
+
+/// What the receipt says was checked, and the bounds.
+fn print_checks(receipt: &Receipt) {
+    let s = &receipt.summary;
+    println!("checks:");
+    if s.mode == VerificationMode::Full {
+        println!(
+            "  Freivalds: {} rounds over 2^61-1 on all of C (a wrong C passes with probability <= 2^-{})",
+            s.freivalds_rounds,
+            61 * s.freivalds_rounds
+        );
+    }
+    println!(
+        "  tiles: {} of {} sampled, opened and their Groth16 proofs verified: a cheater escapes with probability <= {:.4} \
+         (one wrong tile), <= {:.6} ({}% of tiles wrong)",
+        s.samples,
+        s.tiles,
+        s.escape_one_wrong_tile,
+        s.escape_policy_fraction,
+        s.policy_fraction * 100.0
+    );
+    println!("  the receipt states: {}", s.statement);
+}
+
+/// The balances funded → escrowed → settled, and the transfer.
+fn print_balances(run: &Run) {
+    let [before, escrowed, after] = &run.balances;
+    println!("balances (funded → escrowed → settled):");
+    let row = |name: &str, f: fn(&Balances) -> u64| {
+        println!("  {name:<9} {:>6} → {:>6} → {:>6}", f(before), f(escrowed), f(after));
+    };
+    row("consumer", |b| b.consumer);
+    row("provider", |b| b.provider);
+    row("escrow", |b| b.escrow);
+    row("stake", |b| b.stake);
+    println!("escrow transfer: {} (conservation holds)", run.transfer);
+    println!("receipt: {}", run.path.display());
 }
 
 fn phase_label(phase: Phase) -> &'static str {

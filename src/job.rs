@@ -12,14 +12,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use matproof_circuits::{TileProvingKey, TileVerifyingKey};
-use matproof_protocol::commit::{a_digests, b_digests, digest_tree};
+use matproof_client::{JobTerms, job_status};
+pub use matproof_client::{consumer_spec, open_job, submit_job};
 use matproof_protocol::identity::{Identity, PublicKey, Signature};
-use matproof_protocol::limits::MAX_MESSAGE_BYTES;
+use matproof_protocol::ids::{JobId, VkHash};
 use matproof_protocol::matrix::MatrixI8;
-use matproof_protocol::npy::write_matrix;
-use matproof_protocol::receipt::PURPOSE_JOB;
 use matproof_protocol::spec::{JobSpec, Policy, VerificationMode};
-use matproof_protocol::tiling::{CircuitShape, Tiling};
+use matproof_protocol::tiling::CircuitShape;
 use matproof_protocol::wire::pb;
 use matproof_verifier::service::accounts::{consumer_account, provider_account, stake_account};
 use serde::Deserialize;
@@ -186,10 +185,8 @@ fn resolve(base: &Path, path: &Path) -> PathBuf {
 
 /// A 32-byte public key in hex; `what` names the field or flag in errors.
 pub fn parse_public_key(what: &str, text: &str) -> Result<PublicKey> {
-    let bytes = hex::decode(text.trim()).with_context(|| format!("{what} {text:?}: not hex"))?;
-    let key: [u8; 32] =
-        bytes.try_into().map_err(|b: Vec<u8>| anyhow::anyhow!("{what} {text:?}: {} bytes, expected 32", b.len()))?;
-    Ok(PublicKey(key))
+    let key = VkHash::from_hex(text).with_context(|| format!("{what} {text:?}"))?;
+    Ok(PublicKey(key.0))
 }
 
 impl LoadedJob {
@@ -246,7 +243,7 @@ impl LoadedJob {
 
     /// Commits to `A`, `B` and builds the spec (fresh nonce, deadline from now) signed by the
     /// consumer.
-    pub fn signed_spec(&self, vk_hash: [u8; 32]) -> Result<(JobSpec, Signature)> {
+    pub fn signed_spec(&self, vk_hash: VkHash) -> Result<(JobSpec, Signature)> {
         let mode = match self.file.mode.as_str() {
             "full" => VerificationMode::Full,
             "succinct" => VerificationMode::Succinct,
@@ -262,151 +259,16 @@ impl LoadedJob {
             target_fraud_ppm: self.file.target_fraud_ppm,
             deadline_unix_ms,
         };
-        consumer_spec(
-            &self.consumer,
-            self.provider_key,
-            &self.a,
-            &self.b,
-            self.shape,
+        let terms = JobTerms {
+            provider: self.provider_key,
+            shape: self.shape,
             vk_hash,
             policy,
-            self.file.price,
-            self.file.slash_amount,
-        )
+            price: self.file.price,
+            slash_amount: self.file.slash_amount,
+        };
+        Ok(consumer_spec(&self.consumer, &terms, &self.a, &self.b)?)
     }
-}
-
-/// `R_A`, `R_B` of the consumer's data.
-pub fn input_commitments(tiling: &Tiling, a: &MatrixI8, b: &MatrixI8) -> Result<([u8; 32], [u8; 32])> {
-    let (r_a, r_b) = rayon::join(
-        || a_digests(tiling, a).map(|d| digest_tree(&d).root()),
-        || b_digests(tiling, b).map(|d| digest_tree(&d).root()),
-    );
-    Ok((r_a?, r_b?))
-}
-
-/// The consumer's side of opening a job: commit to `A`, `B`, fill in the spec (fresh random
-/// nonce), validate it and sign it.
-#[allow(clippy::too_many_arguments)]
-pub fn consumer_spec(
-    consumer: &Identity,
-    provider: PublicKey,
-    a: &MatrixI8,
-    b: &MatrixI8,
-    shape: CircuitShape,
-    vk_hash: [u8; 32],
-    policy: Policy,
-    price: u64,
-    slash_amount: u64,
-) -> Result<(JobSpec, Signature)> {
-    anyhow::ensure!(a.cols() == b.rows(), "A is {}×{} but B is {}×{}", a.rows(), a.cols(), b.rows(), b.cols());
-    let tiling = Tiling::new(a.rows(), a.cols(), b.cols(), shape).context("job shape")?;
-    let (r_a, r_b) = input_commitments(&tiling, a, b)?;
-    let mut nonce = [0u8; 16];
-    getrandom::fill(&mut nonce).map_err(|e| anyhow::anyhow!("OS random number generator: {e}"))?;
-    let spec = JobSpec {
-        m: a.rows() as u64,
-        k: a.cols() as u64,
-        n: b.cols() as u64,
-        shape,
-        r_a,
-        r_b,
-        vk_hash,
-        policy,
-        price,
-        slash_amount,
-        consumer: consumer.public_key(),
-        provider,
-        nonce: nonce.to_vec(),
-    };
-    spec.validate().context("job spec")?;
-    let signature = consumer.sign(PURPOSE_JOB, &spec.canonical_bytes());
-    Ok((spec, signature))
-}
-
-/// `A` as .npy bytes.
-pub fn npy_bytes(matrix: &MatrixI8) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(matrix.as_slice().len() + 128);
-    write_matrix(&mut out, matrix)?;
-    Ok(out)
-}
-
-/// A client for the verifier node at `url`.
-pub async fn verifier_client(url: &str) -> Result<pb::verifier_client::VerifierClient<tonic::transport::Channel>> {
-    Ok(matproof_prover::sidecar::connect_verifier(url).await?)
-}
-
-/// `OpenJob` over gRPC, as the consumer (full mode sends `A`, `B`).
-pub async fn open_job(
-    verifier_url: &str,
-    spec: &JobSpec,
-    signature: &Signature,
-    a: &MatrixI8,
-    b: &MatrixI8,
-) -> Result<[u8; 32]> {
-    let (a_npy, b_npy) = if spec.policy.mode == VerificationMode::Full {
-        (npy_bytes(a)?, npy_bytes(b)?)
-    } else {
-        (Vec::new(), Vec::new())
-    };
-    let mut client = verifier_client(verifier_url).await?;
-    let response = client
-        .open_job(pb::OpenJobRequest {
-            spec: Some(spec.into()),
-            consumer_signature: signature.0.to_vec(),
-            a_npy,
-            b_npy,
-        })
-        .await
-        .map_err(|s| anyhow::anyhow!("the verifier refused OpenJob: {}: {}", code_name(s.code()), s.message()))?
-        .into_inner();
-    let job_id: [u8; 32] = response
-        .job_id
-        .as_slice()
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("the verifier returned a malformed job id"))?;
-    anyhow::ensure!(job_id == spec.job_id(), "the verifier returned job id {} for another spec", hex::encode(job_id));
-    Ok(job_id)
-}
-
-/// `SubmitJob` to a prover sidecar: the provider runs the job and returns the receipt.
-pub async fn submit_job(
-    sidecar_url: &str,
-    spec: &JobSpec,
-    signature: &Signature,
-    a: &MatrixI8,
-    b: &MatrixI8,
-) -> Result<pb::SubmitJobResponse> {
-    let channel = tonic::transport::Endpoint::from_shared(sidecar_url.to_string())?
-        .connect()
-        .await
-        .with_context(|| format!("connecting to the prover sidecar at {sidecar_url}"))?;
-    let mut client = pb::prover_sidecar_client::ProverSidecarClient::new(channel)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let response = client
-        .submit_job(pb::SubmitJobRequest {
-            spec: Some(spec.into()),
-            consumer_signature: signature.0.to_vec(),
-            a_npy: npy_bytes(a)?,
-            b_npy: npy_bytes(b)?,
-        })
-        .await
-        .map_err(|s| anyhow::anyhow!("the prover sidecar refused SubmitJob: {}: {}", code_name(s.code()), s.message()))?
-        .into_inner();
-    Ok(response)
-}
-
-/// The gRPC code's conventional upper-case name.
-pub fn code_name(code: tonic::Code) -> String {
-    format!("{code:?}")
-        .chars()
-        .enumerate()
-        .flat_map(|(i, c)| {
-            let sep = (i > 0 && c.is_ascii_uppercase()).then_some('_');
-            sep.into_iter().chain(std::iter::once(c.to_ascii_uppercase()))
-        })
-        .collect()
 }
 
 /// Writes a receipt's protobuf bytes.
@@ -433,15 +295,12 @@ pub fn open(
     let rt = runtime()?;
     rt.block_on(async {
         let job_id = open_job(verifier_url, &spec, &signature, &job.a, &job.b).await?;
-        println!("job_id: {}", hex::encode(job_id));
+        println!("job_id: {job_id}");
         println!("consumer account: {}", consumer_account(&spec.consumer));
         if let Some(sidecar_url) = sidecar {
-            let response = submit_job(sidecar_url, &spec, &signature, &job.a, &job.b).await?;
-            let receipt = response.receipt.context("the sidecar returned no receipt")?;
+            let receipt = submit_job(sidecar_url, &spec, &signature, &job.a, &job.b).await?.receipt;
             let verdict = receipt_verdict(&receipt)?;
-            let path = receipt_out
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| PathBuf::from(format!("{}.receipt", hex::encode(job_id))));
+            let path = receipt_out.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(format!("{job_id}.receipt")));
             write_receipt(&path, &receipt)?;
             println!("receipt: {}", path.display());
             println!("verdict: {verdict}");
@@ -459,16 +318,10 @@ pub fn receipt_verdict(receipt: &pb::Receipt) -> Result<&'static str> {
 
 /// `matproof job status`.
 pub fn status(verifier_url: &str, job_id_hex: &str) -> Result<ExitCode> {
-    let job_id = hex::decode(job_id_hex.trim()).context("--job-id is not hex")?;
-    anyhow::ensure!(job_id.len() == 32, "--job-id must be 32 bytes (64 hex digits)");
+    let job_id = JobId::from_hex(job_id_hex).context("--job-id")?;
     let rt = runtime()?;
     rt.block_on(async {
-        let mut client = verifier_client(verifier_url).await?;
-        let status = client
-            .get_job_status(pb::JobStatusRequest { job_id })
-            .await
-            .map_err(|s| anyhow::anyhow!("GetJobStatus: {}: {}", code_name(s.code()), s.message()))?
-            .into_inner();
+        let status = job_status(verifier_url, &job_id).await?;
         println!("job_id:   {}", hex::encode(&status.job_id));
         println!("state:    {}", status.state);
         println!("escrow:   {}", status.escrow);

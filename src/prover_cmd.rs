@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use matproof_prover::sidecar::{
-    Progress, ProgressObserver, ProvingKeys, SidecarConfig, VerifierTarget, run_job, start,
+    Progress, ProgressObserver, ProvingKeys, RunJob, SidecarConfig, VerifierTarget, run_job, start,
 };
 use matproof_verifier::service::accounts::{consumer_account, provider_account};
 
@@ -92,14 +92,23 @@ pub fn run(
     let rt = runtime()?;
     rt.block_on(async {
         let job_id = open_job(verifier_url, &spec, &signature, &job.a, &job.b).await?;
-        println!("job_id: {}", hex::encode(job_id));
+        println!("job_id: {job_id}");
         println!("consumer account: {}", consumer_account(&spec.consumer));
         println!("provider account: {}", provider_account(&spec.provider));
         let verifier = VerifierTarget { url: verifier_url.to_string(), pinned_key: verifier_key };
-        let outcome =
-            run_job(&verifier, provider, &keys, spec, signature, job.a.clone(), job.b.clone(), &log_progress).await?;
+        let outcome = run_job(RunJob {
+            verifier: &verifier,
+            identity: provider,
+            keys: &keys,
+            spec,
+            consumer_signature: signature,
+            a: job.a.clone(),
+            b: job.b.clone(),
+            progress: &log_progress,
+        })
+        .await?;
         let path =
-            receipt_out.unwrap_or_else(|| job_path.with_file_name(format!("{}.receipt", &hex::encode(job_id)[..16])));
+            receipt_out.unwrap_or_else(|| job_path.with_file_name(format!("{}.receipt", &job_id.to_hex()[..16])));
         write_receipt(&path, &outcome.receipt_wire)?;
         println!("backend: {}", outcome.backend);
         println!("receipt: {}", path.display());

@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 
 use matproof_circuits::{TileVerifyingKey, development_setup};
 use matproof_protocol::identity::Identity;
+use matproof_protocol::ids::{JobId, MerkleRoot, Seed};
 use matproof_protocol::matrix::{MatrixI8, MatrixI32, random_i8};
 use matproof_protocol::npy::write_matrix_file;
 use matproof_protocol::receipt::{PURPOSE_JOB, RECEIPT_VERSION, Receipt, SignedChallenge, SignedVerdict, Verdict};
@@ -55,7 +56,9 @@ fn fixture() -> Fixture {
     let tiling = Tiling::new(M, K, N, SHAPE).unwrap();
     let a: MatrixI8 = random_i8(M, K, 1).unwrap();
     let b: MatrixI8 = random_i8(K, N, 2).unwrap();
-    let vectors = Challenge { job_id: [0; 32], r_c: [0; 32], seed: [1; 32] }.freivalds_vectors(2, N).unwrap();
+    let vectors = Challenge { job_id: JobId([0; 32]), r_c: MerkleRoot([0; 32]), seed: Seed([1; 32]) }
+        .freivalds_vectors(2, N)
+        .unwrap();
     let execution = execute(&CpuBackend::best(), &tiling, &a, &b, &vectors).unwrap();
     let c: MatrixI32 = execution.c.clone();
     let job = CommittedJob::new(tiling, a.clone(), b.clone(), execution).unwrap();
@@ -85,7 +88,7 @@ fn fixture() -> Fixture {
     };
     let job_id = spec.job_id();
     let r_c = job.execution.c_tree.root();
-    let challenge = Challenge { job_id, r_c, seed: [8; 32] };
+    let challenge = Challenge { job_id, r_c, seed: Seed([8; 32]) };
     let openings = job.respond(&pk, &challenge, 3, 2).unwrap();
     let receipt = Receipt {
         version: RECEIPT_VERSION,

@@ -5,6 +5,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use matproof_protocol::freivalds::{self, Dims, Path};
+use matproof_protocol::ids::{JobId, MerkleRoot, Seed};
 use matproof_protocol::matrix::{naive_product, random_i8};
 use matproof_protocol::transcript::Challenge;
 use matproof_prover::{Backend, CpuBackend};
@@ -17,7 +18,9 @@ fn bench(c: &mut Criterion) {
         let a = random_i8(n, n, 1).unwrap();
         let b = random_i8(n, n, 2).unwrap();
         let product = if n <= 512 { naive_product(&a, &b).unwrap() } else { CpuBackend::best().gemm(&a, &b).unwrap() };
-        let vectors = Challenge { job_id: [1; 32], r_c: [2; 32], seed: [3; 32] }.freivalds_vectors(2, n).unwrap();
+        let vectors = Challenge { job_id: JobId([1; 32]), r_c: MerkleRoot([2; 32]), seed: Seed([3; 32]) }
+            .freivalds_vectors(2, n)
+            .unwrap();
         let dims = Dims { m: n, k: n, n };
         group.throughput(Throughput::Bytes((6 * n * n) as u64));
         for path in Path::available() {

@@ -19,6 +19,7 @@ use ark_bn254::Bn254;
 use ark_ec::AffineRepr;
 use ark_groth16::{ProvingKey, VerifyingKey};
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
+use matproof_protocol::ids::VkHash;
 use matproof_protocol::limits::{MAX_K, MAX_TILE_SIDE};
 use matproof_protocol::tiling::CircuitShape;
 use sha2::{Digest, Sha256};
@@ -99,10 +100,10 @@ pub enum KeyFileError {
     /// The verifying key does not hash to the header's hash.
     #[error("verifying-key hash mismatch: header says {header}, key hashes to {actual}")]
     HashMismatch {
-        /// Hex of the header's hash.
-        header: String,
-        /// Hex of the computed hash.
-        actual: String,
+        /// The header's hash.
+        header: VkHash,
+        /// The computed hash.
+        actual: VkHash,
     },
     /// The key is structurally unusable (`γ = δ`, wrong input count, identity points).
     #[error("degenerate verifying key: {reason}")]
@@ -150,7 +151,7 @@ pub const VK_HASH_DOMAIN: &[u8] = b"matproof/v1/vk";
 /// u64le(tn) ‖ u64le(kc) ‖ u8(origin) ‖ u32le(len(note)) ‖ note ‖ compressed vk)`. It binds
 /// the circuit shape and the stated origin as well as the points, so neither can be
 /// relabelled.
-pub fn vk_hash(shape: CircuitShape, origin: &KeyOrigin, vk: &VerifyingKey<Bn254>) -> [u8; 32] {
+pub fn vk_hash(shape: CircuitShape, origin: &KeyOrigin, vk: &VerifyingKey<Bn254>) -> VkHash {
     let mut bytes = Vec::new();
     vk.serialize_compressed(&mut bytes).expect("serializing into a Vec cannot fail");
     let (code, note) = origin.encode();
@@ -163,7 +164,7 @@ pub fn vk_hash(shape: CircuitShape, origin: &KeyOrigin, vk: &VerifyingKey<Bn254>
     h.update((note.len() as u32).to_le_bytes());
     h.update(note.as_bytes());
     h.update(&bytes);
-    h.finalize().into()
+    VkHash(h.finalize().into())
 }
 
 /// Checks the structural hygiene of a verifying key.
@@ -182,7 +183,7 @@ pub fn check_vk_structure(vk: &VerifyingKey<Bn254>) -> Result<(), KeyFileError> 
 
 impl TileVerifyingKey {
     /// The key's identity ([`vk_hash`]).
-    pub fn hash(&self) -> [u8; 32] {
+    pub fn hash(&self) -> VkHash {
         vk_hash(self.shape, &self.origin, &self.vk)
     }
 
@@ -360,19 +361,15 @@ fn write_load_cache(path: &Path, source_digest: &[u8; 32], body: &[u8]) -> Resul
     write_file(path, &out)
 }
 
-fn check_hash(header: &[u8; 32], key: &TileVerifyingKey) -> Result<(), KeyFileError> {
+fn check_hash(header: &VkHash, key: &TileVerifyingKey) -> Result<(), KeyFileError> {
     let actual = key.hash();
     if actual != *header {
-        return Err(KeyFileError::HashMismatch { header: hex(header), actual: hex(&actual) });
+        return Err(KeyFileError::HashMismatch { header: *header, actual });
     }
     Ok(())
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn encode(kind: u8, shape: CircuitShape, origin: &KeyOrigin, hash: &[u8; 32], body: &[u8]) -> Vec<u8> {
+fn encode(kind: u8, shape: CircuitShape, origin: &KeyOrigin, hash: &VkHash, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(128 + body.len());
     out.extend_from_slice(KEY_MAGIC);
     out.push(kind);
@@ -383,7 +380,7 @@ fn encode(kind: u8, shape: CircuitShape, origin: &KeyOrigin, hash: &[u8; 32], bo
     out.push(origin_code);
     out.extend_from_slice(&(note.len() as u32).to_le_bytes());
     out.extend_from_slice(note.as_bytes());
-    out.extend_from_slice(hash);
+    out.extend_from_slice(hash.as_bytes());
     out.extend_from_slice(&(body.len() as u64).to_le_bytes());
     out.extend_from_slice(body);
     out
@@ -393,7 +390,7 @@ fn encode(kind: u8, shape: CircuitShape, origin: &KeyOrigin, hash: &[u8; 32], bo
 struct KeyFileParts<'a> {
     shape: CircuitShape,
     origin: KeyOrigin,
-    hash: [u8; 32],
+    hash: VkHash,
     body: &'a [u8],
 }
 
@@ -438,7 +435,7 @@ fn decode(bytes: &[u8], kind: u8) -> Result<KeyFileParts<'_>, KeyFileError> {
         (2, 1..) => KeyOrigin::Ceremony { note: note.to_string() },
         _ => return Err(header("unknown origin")),
     };
-    let hash: [u8; 32] = take(32, "verifying-key hash")?.try_into().expect("32 bytes");
+    let hash = VkHash::try_from(take(32, "verifying-key hash")?).map_err(|e| header(&e.to_string()))?;
     let body_len = u64::from_le_bytes(take(8, "body length")?.try_into().expect("8 bytes"));
     if body_len > MAX_KEY_BODY_BYTES || body_len != rest.len() as u64 {
         return Err(header("body length does not match the file"));

@@ -5,6 +5,7 @@ use ark_ec::pairing::{Pairing, PairingOutput};
 use ark_ec::{CurveGroup, VariableBaseMSM};
 use ark_ff::{One, PrimeField, UniformRand};
 use ark_groth16::{Groth16, PreparedVerifyingKey, prepare_verifying_key};
+use matproof_protocol::ids::VkHash;
 use matproof_protocol::poseidon::fr_from_bytes;
 use rand::rngs::OsRng;
 
@@ -38,10 +39,10 @@ pub enum VerifyError {
     /// The verifying key is not the pinned one.
     #[error("verifying key hash {actual} is not the pinned {expected}")]
     KeyNotPinned {
-        /// Hex of the pinned hash.
-        expected: String,
-        /// Hex of the key's hash.
-        actual: String,
+        /// The pinned hash.
+        expected: VkHash,
+        /// The key's hash.
+        actual: VkHash,
     },
     /// The key is structurally unusable.
     #[error("unusable verifying key: {reason}")]
@@ -74,16 +75,12 @@ impl std::fmt::Debug for PinnedVerifyingKey {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl PinnedVerifyingKey {
     /// Accepts `key` only if it hashes to `pinned_hash` and is structurally sound.
-    pub fn new(key: TileVerifyingKey, pinned_hash: &[u8; 32]) -> Result<Self, VerifyError> {
+    pub fn new(key: TileVerifyingKey, pinned_hash: &VkHash) -> Result<Self, VerifyError> {
         let actual = key.hash();
         if actual != *pinned_hash {
-            return Err(VerifyError::KeyNotPinned { expected: hex(pinned_hash), actual: hex(&actual) });
+            return Err(VerifyError::KeyNotPinned { expected: *pinned_hash, actual });
         }
         check_vk_structure(&key.vk).map_err(|e: KeyFileError| VerifyError::Key { reason: e.to_string() })?;
         let prepared = prepare_verifying_key(&key.vk);

@@ -9,7 +9,7 @@ use ark_bn254::Fr;
 use rayon::prelude::*;
 
 use crate::matrix::{MatrixI8, MatrixI32};
-use crate::merkle::{Digest, MerkleTree, leaf_hash_parts};
+use crate::merkle::{Digest, MerkleRoot, MerkleTree, leaf_hash_parts};
 use crate::poseidon::{BlockKind, block_digests, fr_to_bytes};
 use crate::tiling::{Tiling, TilingError};
 
@@ -89,11 +89,11 @@ pub fn digest_tree(digests: &[Fr]) -> MerkleTree {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Commitments {
     /// `R_A`.
-    pub r_a: Digest,
+    pub r_a: MerkleRoot,
     /// `R_B`.
-    pub r_b: Digest,
+    pub r_b: MerkleRoot,
     /// `R_C`.
-    pub r_c: Digest,
+    pub r_c: MerkleRoot,
 }
 
 /// Computes `R_A`, `R_B`, `R_C` from the matrices.

@@ -20,6 +20,20 @@ impl std::fmt::Debug for PublicKey {
     }
 }
 
+impl std::fmt::Display for PublicKey {
+    /// 64 lowercase hex digits.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl PublicKey {
+    /// 64 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
 /// An Ed25519 signature (64 bytes).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Signature(pub [u8; 64]);

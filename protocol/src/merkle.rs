@@ -4,6 +4,7 @@
 use rayon::prelude::*;
 use sha2::{Digest as _, Sha256};
 
+pub use crate::ids::MerkleRoot;
 use crate::limits::MAX_MERKLE_PATH_LEN;
 
 /// A SHA-256 digest.
@@ -134,10 +135,10 @@ impl MerkleTree {
     }
 
     /// The root (`SHA-256("")` for no leaves).
-    pub fn root(&self) -> Digest {
+    pub fn root(&self) -> MerkleRoot {
         match self.levels.last().and_then(|top| top.first()) {
-            Some(root) if !self.is_empty() => *root,
-            _ => empty_root(),
+            Some(root) if !self.is_empty() => MerkleRoot(*root),
+            _ => MerkleRoot(empty_root()),
         }
     }
 
@@ -168,7 +169,7 @@ impl MerkleTree {
 impl InclusionProof {
     /// Verifies that `leaf_hash` is leaf `leaf_index` of the tree of `tree_size` leaves with
     /// root `root` (RFC 9162 §2.1.3.2).
-    pub fn verify(&self, leaf_hash: &Digest, root: &Digest) -> Result<(), MerkleError> {
+    pub fn verify(&self, leaf_hash: &Digest, root: &MerkleRoot) -> Result<(), MerkleError> {
         let computed = self.root_from(leaf_hash)?;
         if computed != *root {
             return Err(MerkleError::RootMismatch { leaf_index: self.leaf_index, tree_size: self.tree_size });
@@ -177,7 +178,7 @@ impl InclusionProof {
     }
 
     /// The root that this path leads to from `leaf_hash`.
-    pub fn root_from(&self, leaf_hash: &Digest) -> Result<Digest, MerkleError> {
+    pub fn root_from(&self, leaf_hash: &Digest) -> Result<MerkleRoot, MerkleError> {
         let (leaf_index, tree_size) = (self.leaf_index, self.tree_size);
         if leaf_index >= tree_size {
             return Err(MerkleError::IndexOutOfRange { leaf_index, tree_size });
@@ -209,7 +210,7 @@ impl InclusionProof {
         if s_n != 0 {
             return Err(MerkleError::PathLength { leaf_index, tree_size });
         }
-        Ok(r)
+        Ok(MerkleRoot(r))
     }
 }
 
@@ -263,7 +264,7 @@ mod tests {
         for n in 0..=64 {
             let data = leaves(n);
             let tree = MerkleTree::from_leaves(&data);
-            assert_eq!(tree.root(), mth(&data), "root, n = {n}");
+            assert_eq!(tree.root().0, mth(&data), "root, n = {n}");
             for m in 0..n {
                 let proof = tree.prove(m as u64).unwrap();
                 assert_eq!(proof.path, path(m, &data), "path, n = {n}, m = {m}");
@@ -324,11 +325,11 @@ mod tests {
     #[test]
     fn malformed_proofs_are_errors_not_panics() {
         let proof = InclusionProof { leaf_index: 5, tree_size: 5, path: vec![] };
-        assert!(matches!(proof.verify(&[0; 32], &[0; 32]), Err(MerkleError::IndexOutOfRange { .. })));
+        assert!(matches!(proof.verify(&[0; 32], &MerkleRoot([0; 32])), Err(MerkleError::IndexOutOfRange { .. })));
         let proof = InclusionProof { leaf_index: 0, tree_size: u64::MAX, path: vec![[0; 32]; 65] };
-        assert!(matches!(proof.verify(&[0; 32], &[0; 32]), Err(MerkleError::PathTooLong { .. })));
+        assert!(matches!(proof.verify(&[0; 32], &MerkleRoot([0; 32])), Err(MerkleError::PathTooLong { .. })));
         let proof = InclusionProof { leaf_index: u64::MAX - 1, tree_size: u64::MAX, path: vec![[0; 32]; 64] };
-        assert!(proof.verify(&[0; 32], &[0; 32]).is_err());
+        assert!(proof.verify(&[0; 32], &MerkleRoot([0; 32])).is_err());
     }
 
     #[test]
@@ -336,7 +337,7 @@ mod tests {
         let hashes: Vec<Digest> = (0..(1u32 << 14) + 3).map(|i| leaf_hash(&i.to_le_bytes())).collect();
         let tree = MerkleTree::from_leaf_hashes(hashes.clone());
         let data: Vec<Vec<u8>> = (0..(1u32 << 14) + 3).map(|i| i.to_le_bytes().to_vec()).collect();
-        assert_eq!(tree.root(), mth(&data));
+        assert_eq!(tree.root().0, mth(&data));
         let proof = tree.prove(12345).unwrap();
         proof.verify(&hashes[12345], &tree.root()).unwrap();
     }

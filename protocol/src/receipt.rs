@@ -6,6 +6,7 @@
 
 use crate::fraud::FraudProof;
 use crate::identity::{Identity, PublicKey, Signature, SignatureError, verify};
+use crate::ids::{JobId, MerkleRoot};
 use crate::merkle::{Digest, InclusionProof};
 use crate::opening::TileOpening;
 use crate::spec::{JobSpec, VerificationMode};
@@ -36,10 +37,10 @@ pub const PURPOSE_RESPOND: &str = "respond";
 pub const PURPOSE_VERDICT: &str = "verdict";
 
 /// `job_id ‖ R_C`: the bytes a provider signs to commit.
-pub fn job_commitment_bytes(job_id: &Digest, r_c: &Digest) -> [u8; 64] {
+pub fn job_commitment_bytes(job_id: &JobId, r_c: &MerkleRoot) -> [u8; 64] {
     let mut out = [0u8; 64];
-    out[..32].copy_from_slice(job_id);
-    out[32..].copy_from_slice(r_c);
+    out[..32].copy_from_slice(job_id.as_bytes());
+    out[32..].copy_from_slice(r_c.as_bytes());
     out
 }
 
@@ -62,11 +63,11 @@ pub struct ResponseHasher {
 impl ResponseHasher {
     /// Starts the digest of a response with `c_values` entries of `C` (`m·n` in full mode,
     /// 0 in succinct mode) and `openings` openings.
-    pub fn new(job_id: &Digest, r_c: &Digest, c_values: u64, openings: u64) -> Self {
+    pub fn new(job_id: &JobId, r_c: &MerkleRoot, c_values: u64, openings: u64) -> Self {
         let mut hasher = Sha256::new();
         hasher.update(RESPONSE_DOMAIN);
-        hasher.update(job_id);
-        hasher.update(r_c);
+        hasher.update(job_id.as_bytes());
+        hasher.update(r_c.as_bytes());
         hasher.update(c_values.to_le_bytes());
         Self { hasher, openings, openings_started: false }
     }
@@ -127,10 +128,10 @@ fn absorb_path(h: &mut Sha256, path: &InclusionProof) {
 }
 
 /// `job_id ‖ R_C ‖ response digest`: what a provider signs to end its response.
-pub fn respond_signing_bytes(job_id: &Digest, r_c: &Digest, response_digest: &Digest) -> [u8; 96] {
+pub fn respond_signing_bytes(job_id: &JobId, r_c: &MerkleRoot, response_digest: &Digest) -> [u8; 96] {
     let mut out = [0u8; 96];
-    out[..32].copy_from_slice(job_id);
-    out[32..64].copy_from_slice(r_c);
+    out[..32].copy_from_slice(job_id.as_bytes());
+    out[32..64].copy_from_slice(r_c.as_bytes());
     out[64..].copy_from_slice(response_digest);
     out
 }
@@ -200,9 +201,9 @@ impl SignedChallenge {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedVerdict {
     /// The job.
-    pub job_id: Digest,
+    pub job_id: JobId,
     /// The commitment judged.
-    pub r_c: Digest,
+    pub r_c: MerkleRoot,
     /// The decision.
     pub verdict: Verdict,
     /// Why, for people (at most [`MAX_REASON_BYTES`]).
@@ -216,10 +217,10 @@ pub struct SignedVerdict {
 impl SignedVerdict {
     /// The canonical verdict: `job_id (32) ‖ R_C (32) ‖ u8(verdict) ‖ u32le(len(reason)) ‖
     /// reason (UTF-8)`.
-    pub fn signing_bytes(job_id: &Digest, r_c: &Digest, verdict: Verdict, reason: &str) -> Vec<u8> {
+    pub fn signing_bytes(job_id: &JobId, r_c: &MerkleRoot, verdict: Verdict, reason: &str) -> Vec<u8> {
         let mut out = Vec::with_capacity(69 + reason.len());
-        out.extend_from_slice(job_id);
-        out.extend_from_slice(r_c);
+        out.extend_from_slice(job_id.as_bytes());
+        out.extend_from_slice(r_c.as_bytes());
         out.push(verdict.code());
         out.extend_from_slice(&(reason.len() as u32).to_le_bytes());
         out.extend_from_slice(reason.as_bytes());
@@ -228,7 +229,7 @@ impl SignedVerdict {
 
     /// Signs a verdict as `verifier`; the reason is cut to [`MAX_REASON_BYTES`] at a
     /// character boundary.
-    pub fn sign(job_id: Digest, r_c: Digest, verdict: Verdict, reason: &str, verifier: &Identity) -> Self {
+    pub fn sign(job_id: JobId, r_c: MerkleRoot, verdict: Verdict, reason: &str, verifier: &Identity) -> Self {
         let reason = truncate_utf8(reason, MAX_REASON_BYTES).to_string();
         let signature = verifier.sign(PURPOSE_VERDICT, &Self::signing_bytes(&job_id, &r_c, verdict, &reason));
         Self { job_id, r_c, verdict, reason, verifier_key: verifier.public_key(), signature }
@@ -286,7 +287,7 @@ pub struct Receipt {
     /// The consumer's signature over the canonical spec, purpose [`PURPOSE_JOB`].
     pub consumer_signature: Signature,
     /// The provider's commitment to `C`.
-    pub r_c: Digest,
+    pub r_c: MerkleRoot,
     /// The signed challenge.
     pub challenge: SignedChallenge,
     /// The sampled tiles' openings and proofs, in sample order (may be fewer than sampled
@@ -303,10 +304,11 @@ pub struct Receipt {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::Seed;
 
     #[test]
     fn verdict_signing_bytes_known_answer() {
-        let bytes = SignedVerdict::signing_bytes(&[1; 32], &[2; 32], Verdict::Rejected, "ab");
+        let bytes = SignedVerdict::signing_bytes(&JobId([1; 32]), &MerkleRoot([2; 32]), Verdict::Rejected, "ab");
         let mut expected = vec![1u8; 32];
         expected.extend([2u8; 32]);
         expected.extend([2, 2, 0, 0, 0, b'a', b'b']);
@@ -316,32 +318,36 @@ mod tests {
     #[test]
     fn signed_messages_verify_and_bind_every_field() {
         let verifier = Identity::from_seed([3; 32]);
-        let v = SignedVerdict::sign([1; 32], [2; 32], Verdict::Approved, "all checks passed", &verifier);
+        let v =
+            SignedVerdict::sign(JobId([1; 32]), MerkleRoot([2; 32]), Verdict::Approved, "all checks passed", &verifier);
         v.verify().unwrap();
         let mut changed = v.clone();
         changed.verdict = Verdict::Rejected;
         assert!(changed.verify().is_err());
         let mut changed = v.clone();
-        changed.r_c[5] ^= 1;
+        changed.r_c.0[5] ^= 1;
         assert!(changed.verify().is_err());
         let mut changed = v.clone();
         changed.reason.push('!');
         assert!(changed.verify().is_err());
         let mut changed = v;
-        changed.job_id[0] ^= 1;
+        changed.job_id.0[0] ^= 1;
         assert!(changed.verify().is_err());
 
-        let c = SignedChallenge::sign(Challenge { job_id: [1; 32], r_c: [2; 32], seed: [3; 32] }, &verifier);
+        let c = SignedChallenge::sign(
+            Challenge { job_id: JobId([1; 32]), r_c: MerkleRoot([2; 32]), seed: Seed([3; 32]) },
+            &verifier,
+        );
         c.verify().unwrap();
         let mut changed = c;
-        changed.challenge.seed[31] ^= 0x80;
+        changed.challenge.seed.0[31] ^= 0x80;
         assert!(changed.verify().is_err());
     }
 
     #[test]
     fn response_digest_known_answer_and_binding() {
         let digest = |rows: &[&[i32]], tile: u64| {
-            let mut h = ResponseHasher::new(&[1; 32], &[2; 32], 4, 1);
+            let mut h = ResponseHasher::new(&JobId([1; 32]), &MerkleRoot([2; 32]), 4, 1);
             for r in rows {
                 h.rows(r);
             }
@@ -389,7 +395,13 @@ mod tests {
     #[test]
     fn reasons_are_cut_at_a_character_boundary() {
         let long = "é".repeat(MAX_REASON_BYTES);
-        let v = SignedVerdict::sign([0; 32], [0; 32], Verdict::Rejected, &long, &Identity::from_seed([1; 32]));
+        let v = SignedVerdict::sign(
+            JobId([0; 32]),
+            MerkleRoot([0; 32]),
+            Verdict::Rejected,
+            &long,
+            &Identity::from_seed([1; 32]),
+        );
         assert!(v.reason.len() <= MAX_REASON_BYTES);
         v.verify().unwrap();
         assert_eq!(truncate_utf8("abc", 2), "ab");

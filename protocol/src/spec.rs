@@ -18,8 +18,8 @@
 use sha2::{Digest as _, Sha256};
 
 use crate::identity::PublicKey;
+use crate::ids::{JobId, MerkleRoot, VkHash};
 use crate::limits::{MAX_FREIVALDS_ROUNDS, MAX_SAMPLES};
-use crate::merkle::Digest;
 use crate::tiling::{CircuitShape, Tiling, TilingError};
 
 /// Version of the canonical encoding.
@@ -87,11 +87,11 @@ pub struct JobSpec {
     /// Circuit shape.
     pub shape: CircuitShape,
     /// Commitment to A.
-    pub r_a: Digest,
+    pub r_a: MerkleRoot,
     /// Commitment to B.
-    pub r_b: Digest,
+    pub r_b: MerkleRoot,
     /// SHA-256 of the tile circuit's verifying key.
-    pub vk_hash: Digest,
+    pub vk_hash: VkHash,
     /// Checks demanded.
     pub policy: Policy,
     /// Price, in the ledger's smallest unit.
@@ -160,7 +160,7 @@ impl JobSpec {
         for v in [self.m, self.k, self.n, self.shape.tm as u64, self.shape.tn as u64, self.shape.kc as u64] {
             out.extend_from_slice(&v.to_le_bytes());
         }
-        for bytes in [&self.r_a[..], &self.r_b[..], &self.vk_hash[..]] {
+        for bytes in [self.r_a.as_bytes(), self.r_b.as_bytes(), self.vk_hash.as_bytes()] {
             put_bytes(&mut out, bytes);
         }
         out.push(self.policy.mode.code());
@@ -190,9 +190,9 @@ impl JobSpec {
         let tm = r.usize("tm")?;
         let tn = r.usize("tn")?;
         let kc = r.usize("kc")?;
-        let r_a = r.fixed::<32>("r_a")?;
-        let r_b = r.fixed::<32>("r_b")?;
-        let vk_hash = r.fixed::<32>("vk_hash")?;
+        let r_a = MerkleRoot(r.fixed::<32>("r_a")?);
+        let r_b = MerkleRoot(r.fixed::<32>("r_b")?);
+        let vk_hash = VkHash(r.fixed::<32>("vk_hash")?);
         let mode_code = r.take(1, "mode")?[0];
         let mode = VerificationMode::from_code(mode_code).ok_or(SpecError::OutOfRange {
             field: "mode",
@@ -232,11 +232,11 @@ impl JobSpec {
     }
 
     /// `job_id = SHA-256("matproof/v1/job" ‖ canonical bytes)`.
-    pub fn job_id(&self) -> Digest {
+    pub fn job_id(&self) -> JobId {
         let mut h = Sha256::new();
         h.update(JOB_ID_DOMAIN);
         h.update(self.canonical_bytes());
-        h.finalize().into()
+        JobId(h.finalize().into())
     }
 
     /// The job's tiling, checked against the limits.
@@ -353,9 +353,9 @@ pub(crate) mod tests {
             k: 256,
             n: 256,
             shape: CircuitShape { tm: 4, tn: 4, kc: 256 },
-            r_a: [0xa1; 32],
-            r_b: [0xb2; 32],
-            vk_hash: [0x5c; 32],
+            r_a: MerkleRoot([0xa1; 32]),
+            r_b: MerkleRoot([0xb2; 32]),
+            vk_hash: VkHash([0x5c; 32]),
             policy: Policy {
                 mode: VerificationMode::Full,
                 samples: 4,
@@ -408,13 +408,13 @@ pub(crate) mod tests {
         s.shape.kc = 512;
         variants.push(s);
         let mut s = base.clone();
-        s.r_a[0] ^= 1;
+        s.r_a.0[0] ^= 1;
         variants.push(s);
         let mut s = base.clone();
-        s.r_b[31] ^= 1;
+        s.r_b.0[31] ^= 1;
         variants.push(s);
         let mut s = base.clone();
-        s.vk_hash[5] ^= 1;
+        s.vk_hash.0[5] ^= 1;
         variants.push(s);
         let mut s = base.clone();
         s.policy.mode = VerificationMode::Succinct;

@@ -19,6 +19,7 @@ use ark_ff::PrimeField;
 use sha2::{Digest as _, Sha256};
 
 use crate::freivalds::MODULUS;
+use crate::ids::{JobId, MerkleRoot, Seed};
 use crate::limits::{MAX_DIM, MAX_FREIVALDS_ROUNDS, MAX_SAMPLES, MAX_TILES};
 use crate::merkle::Digest;
 
@@ -81,11 +82,11 @@ pub enum TranscriptError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Challenge {
     /// The job.
-    pub job_id: Digest,
+    pub job_id: JobId,
     /// The provider's commitment to `C`.
-    pub r_c: Digest,
+    pub r_c: MerkleRoot,
     /// The verifier's 32 random bytes.
-    pub seed: [u8; 32],
+    pub seed: Seed,
 }
 
 impl Challenge {
@@ -96,9 +97,9 @@ impl Challenge {
         h.update(CHALLENGE_DOMAIN);
         h.update([label.len() as u8]);
         h.update(label.as_bytes());
-        h.update(self.job_id);
-        h.update(self.r_c);
-        h.update(self.seed);
+        h.update(self.job_id.as_bytes());
+        h.update(self.r_c.as_bytes());
+        h.update(self.seed.as_bytes());
         h.update(counter.to_le_bytes());
         h.finalize().into()
     }
@@ -106,9 +107,9 @@ impl Challenge {
     /// The bytes the verifier signs: `job_id ‖ R_C ‖ seed`.
     pub fn signing_bytes(&self) -> [u8; 96] {
         let mut out = [0u8; 96];
-        out[..32].copy_from_slice(&self.job_id);
-        out[32..64].copy_from_slice(&self.r_c);
-        out[64..].copy_from_slice(&self.seed);
+        out[..32].copy_from_slice(self.job_id.as_bytes());
+        out[32..64].copy_from_slice(self.r_c.as_bytes());
+        out[64..].copy_from_slice(self.seed.as_bytes());
         out
     }
 
@@ -213,7 +214,7 @@ mod tests {
     use crate::poseidon::fr_to_bytes;
 
     fn challenge() -> Challenge {
-        Challenge { job_id: [1; 32], r_c: [2; 32], seed: [3; 32] }
+        Challenge { job_id: JobId([1; 32]), r_c: MerkleRoot([2; 32]), seed: Seed([3; 32]) }
     }
 
     #[test]
@@ -255,9 +256,9 @@ mod tests {
         for i in 0..3 {
             let mut c = base;
             match i {
-                0 => c.job_id[31] ^= 1,
-                1 => c.r_c[0] ^= 1,
-                _ => c.seed[17] ^= 1,
+                0 => c.job_id.0[31] ^= 1,
+                1 => c.r_c.0[0] ^= 1,
+                _ => c.seed.0[17] ^= 1,
             }
             variants.push(c);
         }
@@ -289,7 +290,7 @@ mod tests {
         let mut counts = [0usize; 8];
         for i in 0..4000u32 {
             let mut c = challenge();
-            c.seed[..4].copy_from_slice(&i.to_le_bytes());
+            c.seed.0[..4].copy_from_slice(&i.to_le_bytes());
             counts[c.sample_tiles(1, 8).unwrap()[0] as usize] += 1;
         }
         for count in counts {

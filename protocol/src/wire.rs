@@ -5,7 +5,7 @@
 use crate::fraud::FraudProof;
 use crate::identity::{PublicKey, Signature};
 use crate::limits::{MAX_K, MAX_MERKLE_PATH_LEN, MAX_MESSAGE_BYTES, MAX_SAMPLES, MAX_TILE_SIDE};
-use crate::merkle::{Digest, InclusionProof};
+use crate::merkle::InclusionProof;
 use crate::opening::{TILE_PROOF_BYTES, TileOpening};
 use crate::receipt::{
     CheckSummary, MAX_REASON_BYTES, MAX_STATEMENT_BYTES, MAX_VERDICTS, RECEIPT_VERSION, Receipt, SignedChallenge,
@@ -45,8 +45,10 @@ impl WireError {
     }
 }
 
-fn fixed32(field: &str, bytes: &[u8]) -> Result<[u8; 32], WireError> {
-    bytes.try_into().map_err(|_| WireError::new(field, format!("{} bytes, expected 32", bytes.len())))
+fn fixed32<T: From<[u8; 32]>>(field: &str, bytes: &[u8]) -> Result<T, WireError> {
+    let array: [u8; 32] =
+        bytes.try_into().map_err(|_| WireError::new(field, format!("{} bytes, expected 32", bytes.len())))?;
+    Ok(T::from(array))
 }
 
 fn usize_field(field: &str, value: u64) -> Result<usize, WireError> {
@@ -57,8 +59,8 @@ fn required<'a, T>(field: &str, value: &'a Option<T>) -> Result<&'a T, WireError
     value.as_ref().ok_or_else(|| WireError::new(field, "missing"))
 }
 
-/// A 32-byte job id, commitment or key from the wire.
-pub fn digest_from_wire(field: &str, bytes: &[u8]) -> Result<Digest, WireError> {
+/// A 32-byte job id, root, seed or key hash from the wire, as the type the caller names.
+pub fn digest_from_wire<T: From<[u8; 32]>>(field: &str, bytes: &[u8]) -> Result<T, WireError> {
     fixed32(field, bytes)
 }
 
@@ -522,6 +524,7 @@ pub fn decode_receipt(bytes: &[u8]) -> Result<Receipt, ReceiptDecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::{MerkleRoot, Seed};
     use crate::merkle::MerkleTree;
     use prost::Message;
 
@@ -630,8 +633,11 @@ mod tests {
         Receipt {
             version: RECEIPT_VERSION,
             consumer_signature: Signature([4; 64]),
-            r_c: [5; 32],
-            challenge: SignedChallenge::sign(Challenge { job_id, r_c: [5; 32], seed: [6; 32] }, &verifier),
+            r_c: MerkleRoot([5; 32]),
+            challenge: SignedChallenge::sign(
+                Challenge { job_id, r_c: MerkleRoot([5; 32]), seed: Seed([6; 32]) },
+                &verifier,
+            ),
             openings: vec![opening(), opening()],
             summary: CheckSummary {
                 mode: VerificationMode::Full,
@@ -643,7 +649,7 @@ mod tests {
                 policy_fraction: 0.01,
                 statement: "bounds".into(),
             },
-            verdicts: vec![SignedVerdict::sign(job_id, [5; 32], Verdict::Approved, "ok", &verifier)],
+            verdicts: vec![SignedVerdict::sign(job_id, MerkleRoot([5; 32]), Verdict::Approved, "ok", &verifier)],
             fraud_proof: None,
             spec: s,
         }

@@ -197,6 +197,7 @@ fn spot_check_leaves(
 mod tests {
     use super::*;
     use matproof_protocol::commit::c_tree;
+    use matproof_protocol::ids::{JobId, MerkleRoot, Seed};
     use matproof_protocol::matrix::{naive_product, random_i8};
     use matproof_protocol::tiling::CircuitShape;
     use matproof_protocol::transcript::Challenge;
@@ -207,7 +208,9 @@ mod tests {
         let b = random_i8(70, 29, 2).unwrap();
         let expected = naive_product(&a, &b).unwrap();
         let tiling = Tiling::new(37, 70, 29, CircuitShape { tm: 4, tn: 8, kc: 72 }).unwrap();
-        let vectors = Challenge { job_id: [0; 32], r_c: [0; 32], seed: [5; 32] }.freivalds_vectors(2, 29).unwrap();
+        let vectors = Challenge { job_id: JobId([0; 32]), r_c: MerkleRoot([0; 32]), seed: Seed([5; 32]) }
+            .freivalds_vectors(2, 29)
+            .unwrap();
         let reference_root = c_tree(&tiling, &expected).unwrap().root();
         for path in GemmPath::available() {
             let backend = CpuBackend::with_gemm_path(path).unwrap();
@@ -255,7 +258,9 @@ mod tests {
         // 3 × 3 = 9 tiles: with the first, the last and 64 drawn positions every tile is checked
         // (the draws are fixed by the vectors, so this is deterministic).
         let tiling = Tiling::new(12, 40, 9, CircuitShape { tm: 4, tn: 4, kc: 40 }).unwrap();
-        let vectors = Challenge { job_id: [1; 32], r_c: [2; 32], seed: [3; 32] }.freivalds_vectors(2, 9).unwrap();
+        let vectors = Challenge { job_id: JobId([1; 32]), r_c: MerkleRoot([2; 32]), seed: Seed([3; 32]) }
+            .freivalds_vectors(2, 9)
+            .unwrap();
         assert!(execute(&FaultyLeaves { corrupt: None, drop_last: false }, &tiling, &a, &b, &vectors).is_ok());
         for index in 0..tiling.tile_count() {
             let faulty = FaultyLeaves { corrupt: Some(index), drop_last: false };

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use matproof_circuits::{TileProvingKey, TileVerifyingKey, development_setup};
 use matproof_protocol::commit::{a_digests, b_digests, digest_tree};
 use matproof_protocol::identity::{Identity, PublicKey, Signature};
+use matproof_protocol::ids::JobId;
 use matproof_protocol::limits::MAX_MESSAGE_BYTES;
 use matproof_protocol::matrix::{MatrixI8, naive_product, random_i8};
 use matproof_protocol::npy::write_matrix;
@@ -129,7 +130,7 @@ impl Net {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
     }
 
-    async fn open(&self, spec: &JobSpec, signature: &Signature, a: &MatrixI8, b: &MatrixI8) -> [u8; 32] {
+    async fn open(&self, spec: &JobSpec, signature: &Signature, a: &MatrixI8, b: &MatrixI8) -> JobId {
         let response = self
             .verifier()
             .await
@@ -142,7 +143,7 @@ impl Net {
             .await
             .unwrap()
             .into_inner();
-        response.job_id.try_into().unwrap()
+        JobId::try_from(response.job_id.as_slice()).unwrap()
     }
 
     async fn submit(&self, request: pb::SubmitJobRequest) -> Result<pb::SubmitJobResponse, tonic::Status> {
@@ -154,7 +155,7 @@ impl Net {
         client.submit_job(request).await.map(|r| r.into_inner())
     }
 
-    async fn status(&self, job_id: &[u8; 32]) -> pb::JobStatus {
+    async fn status(&self, job_id: &JobId) -> pb::JobStatus {
         self.verifier()
             .await
             .get_job_status(pb::JobStatusRequest { job_id: job_id.to_vec() })
@@ -232,7 +233,7 @@ async fn a_challenge_from_another_verifier_than_the_pinned_one_is_refused() {
     let error = net.submit(request(&spec, &signature, &a, &b)).await.expect_err("pinned to another key");
     assert_eq!(error.code(), tonic::Code::FailedPrecondition, "{error:?}");
     assert!(error.message().contains("not the pinned verifier"), "{error:?}");
-    assert!(error.message().contains(&hex(&impostor_key.0)), "{error:?}");
+    assert!(error.message().contains(&impostor_key.to_hex()), "{error:?}");
     assert_eq!(net.balances().await, [FUNDS - PRICE, 0, PRICE, STAKE]);
     let status = net.status(&job_id).await;
     assert_eq!(status.escrow.as_str(), "pending", "{status:?}");
@@ -319,14 +320,10 @@ async fn refusals_have_the_right_code_and_commit_nothing() {
     // Nothing reached the verifier: every job is still open, uncommitted, its escrow pending.
     for job_id in &opened {
         let status = net.status(job_id).await;
-        assert_eq!((status.state.as_str(), status.escrow.as_str()), ("opened", "pending"), "{}", hex(job_id));
+        assert_eq!((status.state.as_str(), status.escrow.as_str()), ("opened", "pending"), "{job_id}");
         assert!(status.r_c.is_empty());
     }
     assert_eq!(net.balances().await, [FUNDS - 3 * PRICE, 0, 3 * PRICE, STAKE]);
     net.node.ledger().conservation_check().await.unwrap();
     net.stop().await;
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

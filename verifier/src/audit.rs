@@ -39,8 +39,8 @@ use matproof_circuits::{PinnedVerifyingKey, TileVerifyingKey, VerifyError};
 use matproof_protocol::commit::{a_digests, b_digests, c_tree, digest_tree};
 use matproof_protocol::freivalds::{self, Dims, FreivaldsError};
 use matproof_protocol::identity::{Identity, PublicKey, SignatureError, verify};
+use matproof_protocol::ids::{JobId, MerkleRoot, Seed, VkHash};
 use matproof_protocol::matrix::{MatrixI8, MatrixI32};
-use matproof_protocol::merkle::Digest;
 use matproof_protocol::receipt::{PURPOSE_JOB, RECEIPT_VERSION, Receipt, Verdict};
 use matproof_protocol::spec::{SpecError, VerificationMode};
 use matproof_protocol::tiling::TilingError;
@@ -87,11 +87,11 @@ impl AuditKeys {
     }
 
     /// The held key the job pins, checked (`γ ≠ δ`, input count) and prepared.
-    fn pinned(&self, vk_hash: &Digest) -> Result<PinnedVerifyingKey, AuditError> {
+    fn pinned(&self, vk_hash: &VkHash) -> Result<PinnedVerifyingKey, AuditError> {
         let key =
             self.verifying_keys.iter().find(|k| k.hash() == *vk_hash).ok_or_else(|| AuditError::NoVerifyingKey {
-                vk_hash: hex(vk_hash),
-                held: self.verifying_keys.iter().map(|k| hex(&k.hash())).collect(),
+                vk_hash: *vk_hash,
+                held: self.verifying_keys.iter().map(TileVerifyingKey::hash).collect(),
             })?;
         PinnedVerifyingKey::new(key.clone(), vk_hash).map_err(AuditError::VerifyingKey)
     }
@@ -149,18 +149,18 @@ pub enum AuditError {
     /// The challenge names another job.
     #[error("the challenge is for job {challenge}, the spec's job is {spec}")]
     ChallengeJob {
-        /// Hex of the challenge's `job_id`.
-        challenge: String,
-        /// Hex of the spec's `job_id`.
-        spec: String,
+        /// The challenge's `job_id`.
+        challenge: JobId,
+        /// The spec's `job_id`.
+        spec: JobId,
     },
     /// The challenge names another commitment.
     #[error("the challenge is for R_C {challenge}, the receipt's R_C is {receipt}")]
     ChallengeCommitment {
-        /// Hex of the challenge's `R_C`.
-        challenge: String,
-        /// Hex of the receipt's `R_C`.
-        receipt: String,
+        /// The challenge's `R_C`.
+        challenge: MerkleRoot,
+        /// The receipt's `R_C`.
+        receipt: MerkleRoot,
     },
     /// The verifier's signature over the challenge fails.
     #[error("challenge signature: {0}")]
@@ -209,36 +209,36 @@ pub enum AuditError {
     VerdictJob {
         /// Position in the receipt.
         index: usize,
-        /// Hex of the spec's `job_id`.
-        expected: String,
-        /// Hex of the verdict's `job_id`.
-        got: String,
+        /// The spec's `job_id`.
+        expected: JobId,
+        /// The verdict's `job_id`.
+        got: JobId,
     },
     /// A verdict is for another commitment.
     #[error("verdict {index} is for R_C {got}, not the receipt's {expected}")]
     VerdictCommitment {
         /// Position in the receipt.
         index: usize,
-        /// Hex of the receipt's `R_C`.
-        expected: String,
-        /// Hex of the verdict's `R_C`.
-        got: String,
+        /// The receipt's `R_C`.
+        expected: MerkleRoot,
+        /// The verdict's `R_C`.
+        got: MerkleRoot,
     },
     /// A signer is not in the auditor's trusted set.
     #[error("{role} is signed by {key}, which is not a trusted verifier")]
     UntrustedVerifier {
         /// What it signed.
         role: SignerRole,
-        /// Hex of its key.
-        key: String,
+        /// Its key.
+        key: PublicKey,
     },
     /// The provider signed as a verifier of its own job.
     #[error("{role} is signed by the job's provider {key}")]
     ProviderAsVerifier {
         /// What it signed.
         role: SignerRole,
-        /// Hex of its key.
-        key: String,
+        /// Its key.
+        key: PublicKey,
     },
     /// The receipt carries no verdict.
     #[error("the receipt carries no verdict")]
@@ -260,12 +260,12 @@ pub enum AuditError {
         quorum: u32,
     },
     /// No held verifying key has the hash the job pins.
-    #[error("no verifying key with hash {vk_hash} (held: {held:?})")]
+    #[error("no verifying key with hash {vk_hash} (held: {})", held.iter().map(VkHash::to_hex).collect::<Vec<_>>().join(", "))]
     NoVerifyingKey {
-        /// Hex of the job's `vk_hash`.
-        vk_hash: String,
-        /// Hex of the held keys' hashes.
-        held: Vec<String>,
+        /// The job's `vk_hash`.
+        vk_hash: VkHash,
+        /// The held keys' hashes.
+        held: Vec<VkHash>,
     },
     /// The pinned verifying key is unusable.
     #[error("verifying key: {0}")]
@@ -287,10 +287,10 @@ pub enum AuditError {
     DataMismatch {
         /// `R_A`, `R_B` or `R_C`.
         commitment: &'static str,
-        /// Hex of the receipt's root.
-        expected: String,
-        /// Hex of the recomputed root.
-        recomputed: String,
+        /// The receipt's root.
+        expected: MerkleRoot,
+        /// The recomputed root.
+        recomputed: MerkleRoot,
     },
     /// Freivalds over the auditor's `C` fails under an approval.
     #[error("approved, but C = A·B fails Freivalds with the {vectors} vectors: {source}")]
@@ -428,9 +428,9 @@ pub struct AuditBounds {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditReport {
     /// The job.
-    pub job_id: Digest,
+    pub job_id: JobId,
     /// The commitment judged.
-    pub r_c: Digest,
+    pub r_c: MerkleRoot,
     /// Full or succinct.
     pub mode: VerificationMode,
     /// The verifiers' (agreeing) decision.
@@ -446,7 +446,7 @@ pub struct AuditReport {
     /// Whether the auditor pinned a trusted verifier set (if not, any key was accepted).
     pub verifiers_pinned: bool,
     /// The hash and origin of the verifying key used, if one was needed.
-    pub verifying_key: Option<(Digest, String)>,
+    pub verifying_key: Option<(VkHash, String)>,
     /// On a rejection: why it stands.
     pub rejection: Option<RejectionGrounds>,
     /// A rejection that rests on the verifiers' signatures alone.
@@ -466,8 +466,8 @@ impl fmt::Display for AuditReport {
             VerificationMode::Full => "full",
             VerificationMode::Succinct => "succinct",
         };
-        writeln!(f, "job:     {}", hex(&self.job_id))?;
-        writeln!(f, "R_C:     {}", hex(&self.r_c))?;
+        writeln!(f, "job:     {}", self.job_id)?;
+        writeln!(f, "R_C:     {}", self.r_c)?;
         writeln!(f, "mode:    {mode}")?;
         writeln!(f, "verdict: {}", self.verdict.as_str())?;
         for check in &self.checks {
@@ -505,11 +505,11 @@ impl fmt::Display for AuditReport {
             b.tile_identity_error_log2
         )?;
         if let Some((hash, origin)) = &self.verifying_key {
-            writeln!(f, "key:     verifying key {} ({origin})", hex(hash))?;
+            writeln!(f, "key:     verifying key {} ({origin})", hash)?;
         }
-        writeln!(f, "signers: challenge {}", hex(&self.challenge_signer.0))?;
+        writeln!(f, "signers: challenge {}", self.challenge_signer)?;
         for key in &self.verdict_signers {
-            writeln!(f, "signers: verdict {}", hex(&key.0))?;
+            writeln!(f, "signers: verdict {}", key)?;
         }
         if self.verifiers_pinned {
             writeln!(f, "signers: every signer is in the auditor's trusted set")?;
@@ -540,8 +540,36 @@ fn passed(name: &'static str, detail: impl Into<String>) -> AuditCheck {
 /// Audits a receipt (see the module documentation for what is checked and in which order).
 pub fn audit(receipt: &Receipt, keys: &AuditKeys, data: Option<&AuditData>) -> Result<AuditReport, AuditError> {
     let mut checks = Vec::new();
+    let (tiling, job_id) = check_spec(receipt, &mut checks)?;
+    check_challenge(receipt, keys, job_id, tiling.tile_count(), &mut checks)?;
+    let recomputed = check_summary(&receipt.spec)?;
+    compare_summary(&receipt.summary, &recomputed)?;
+    checks.push(passed("summary", "the stated mode, rounds, samples, tiles, bounds and statement are the spec's"));
+    let verdicts = check_verdicts(receipt, keys, job_id, &mut checks)?;
+    let mut decision = match verdicts.verdict {
+        Verdict::Approved => check_approval(receipt, keys, &verdicts, tiling.tile_count(), &mut checks)?,
+        Verdict::Rejected => check_rejection(receipt, keys, &verdicts, tiling.tile_count(), &mut checks)?,
+    };
+    let mut audit_rounds = None;
+    if let Some(data) = data {
+        let outcome =
+            check_data(&receipt.spec, receipt, &receipt.challenge.challenge, data, verdicts.verdict, &mut checks)?;
+        audit_rounds = outcome.fresh_rounds;
+        if let (Some(row), None) = (outcome.wrong_row, &decision.rejection) {
+            decision.rejection = Some(RejectionGrounds::DataShowsWrongC { row });
+        }
+    }
+    if verdicts.verdict == Verdict::Rejected && decision.rejection.is_none() {
+        decision.rejection = Some(RejectionGrounds::NotIndependentlyCheckable { reasons: verdicts.reasons.clone() });
+    }
+    Ok(report(receipt, keys, job_id, &recomputed, audit_rounds, verdicts, decision, checks))
+}
 
-    // 1. Version, spec, consumer signature.
+/// Step 1: version, spec, consumer signature. Returns the tiling and `job_id`.
+fn check_spec(
+    receipt: &Receipt,
+    checks: &mut Vec<AuditCheck>,
+) -> Result<(matproof_protocol::tiling::Tiling, JobId), AuditError> {
     if receipt.version != RECEIPT_VERSION {
         return Err(AuditError::Version { found: receipt.version, expected: RECEIPT_VERSION });
     }
@@ -549,7 +577,6 @@ pub fn audit(receipt: &Receipt, keys: &AuditKeys, data: Option<&AuditData>) -> R
     let spec = &receipt.spec;
     spec.validate()?;
     let tiling = spec.tiling()?;
-    let job_id = spec.job_id();
     let policy = &spec.policy;
     checks.push(passed(
         "spec",
@@ -570,21 +597,31 @@ pub fn audit(receipt: &Receipt, keys: &AuditKeys, data: Option<&AuditData>) -> R
     ));
     verify(&spec.consumer, PURPOSE_JOB, &spec.canonical_bytes(), &receipt.consumer_signature)
         .map_err(AuditError::ConsumerSignature)?;
-    checks.push(passed("consumer-signature", format!("consumer {} signed the canonical spec", hex(&spec.consumer.0))));
+    checks.push(passed("consumer-signature", format!("consumer {} signed the canonical spec", spec.consumer)));
+    Ok((tiling, spec.job_id()))
+}
 
-    // 2. The challenge and the tiles it samples.
+/// Step 2: the challenge names this job and `R_C`, is signed, and the openings name the
+/// tiles it samples, in order.
+fn check_challenge(
+    receipt: &Receipt,
+    keys: &AuditKeys,
+    job_id: JobId,
+    tiles: usize,
+    checks: &mut Vec<AuditCheck>,
+) -> Result<(), AuditError> {
     let signed = &receipt.challenge;
     let challenge = &signed.challenge;
     if challenge.job_id != job_id {
-        return Err(AuditError::ChallengeJob { challenge: hex(&challenge.job_id), spec: hex(&job_id) });
+        return Err(AuditError::ChallengeJob { challenge: challenge.job_id, spec: job_id });
     }
     if challenge.r_c != receipt.r_c {
-        return Err(AuditError::ChallengeCommitment { challenge: hex(&challenge.r_c), receipt: hex(&receipt.r_c) });
+        return Err(AuditError::ChallengeCommitment { challenge: challenge.r_c, receipt: receipt.r_c });
     }
     signed.verify().map_err(AuditError::ChallengeSignature)?;
-    check_signer(keys, spec.provider, SignerRole::Challenge, &signed.verifier_key)?;
-    let samples = policy.samples as usize;
-    let sampled = challenge.sample_tiles(samples, tiling.tile_count())?;
+    check_signer(keys, receipt.spec.provider, SignerRole::Challenge, &signed.verifier_key)?;
+    let samples = receipt.spec.policy.samples as usize;
+    let sampled = challenge.sample_tiles(samples, tiles)?;
     if receipt.openings.len() > samples {
         return Err(AuditError::TooManyOpenings { samples, got: receipt.openings.len() });
     }
@@ -598,153 +635,203 @@ pub fn audit(receipt: &Receipt, keys: &AuditKeys, data: Option<&AuditData>) -> R
         format!(
             "for this job_id and R_C, signed by verifier {}; tiles {:?} re-derived from (job_id, R_C, seed); the {} \
              opening(s) name them in order",
-            hex(&signed.verifier_key.0),
+            signed.verifier_key,
             sampled,
             receipt.openings.len()
         ),
     ));
+    Ok(())
+}
 
-    // 3. The summary, recomputed.
-    let recomputed = check_summary(spec)?;
-    compare_summary(&receipt.summary, &recomputed)?;
-    checks.push(passed("summary", "the stated mode, rounds, samples, tiles, bounds and statement are the spec's"));
+/// What step 4 found: the agreed verdict and who signed it.
+struct VerdictSet {
+    verdict: Verdict,
+    approvals: BTreeSet<PublicKey>,
+    rejections: BTreeSet<PublicKey>,
+    reasons: Vec<String>,
+}
 
-    // 4. Verdicts.
+/// Step 4: every verdict is signed over this job and `R_C` by an acceptable key, and they
+/// agree.
+fn check_verdicts(
+    receipt: &Receipt,
+    keys: &AuditKeys,
+    job_id: JobId,
+    checks: &mut Vec<AuditCheck>,
+) -> Result<VerdictSet, AuditError> {
     if receipt.verdicts.is_empty() {
         return Err(AuditError::NoVerdicts);
     }
-    let mut approvals = BTreeSet::new();
-    let mut rejections = BTreeSet::new();
-    let mut reasons = Vec::new();
+    let mut set = VerdictSet {
+        verdict: Verdict::Rejected,
+        approvals: BTreeSet::new(),
+        rejections: BTreeSet::new(),
+        reasons: Vec::new(),
+    };
     for (index, v) in receipt.verdicts.iter().enumerate() {
         v.verify().map_err(|source| AuditError::VerdictSignature { index, source })?;
         if v.job_id != job_id {
-            return Err(AuditError::VerdictJob { index, expected: hex(&job_id), got: hex(&v.job_id) });
+            return Err(AuditError::VerdictJob { index, expected: job_id, got: v.job_id });
         }
         if v.r_c != receipt.r_c {
-            return Err(AuditError::VerdictCommitment { index, expected: hex(&receipt.r_c), got: hex(&v.r_c) });
+            return Err(AuditError::VerdictCommitment { index, expected: receipt.r_c, got: v.r_c });
         }
-        check_signer(keys, spec.provider, SignerRole::Verdict(index), &v.verifier_key)?;
+        check_signer(keys, receipt.spec.provider, SignerRole::Verdict(index), &v.verifier_key)?;
         let fresh = match v.verdict {
-            Verdict::Approved => approvals.insert(v.verifier_key),
-            Verdict::Rejected => rejections.insert(v.verifier_key),
+            Verdict::Approved => set.approvals.insert(v.verifier_key),
+            Verdict::Rejected => set.rejections.insert(v.verifier_key),
         };
         if fresh && v.verdict == Verdict::Rejected {
-            reasons.push(v.reason.clone());
+            set.reasons.push(v.reason.clone());
         }
     }
-    if !approvals.is_empty() && !rejections.is_empty() {
-        return Err(AuditError::ConflictingVerdicts { approvals: approvals.len(), rejections: rejections.len() });
+    if !set.approvals.is_empty() && !set.rejections.is_empty() {
+        return Err(AuditError::ConflictingVerdicts {
+            approvals: set.approvals.len(),
+            rejections: set.rejections.len(),
+        });
     }
-    let verdict = if approvals.is_empty() { Verdict::Rejected } else { Verdict::Approved };
-    let signers: Vec<PublicKey> = approvals.union(&rejections).copied().collect();
+    if !set.approvals.is_empty() {
+        set.verdict = Verdict::Approved;
+    }
     checks.push(passed(
         "verdicts",
         format!(
             "{} verdict(s) from {} distinct verifier(s), all {}, each signed over this job_id and R_C",
             receipt.verdicts.len(),
-            signers.len(),
-            verdict.as_str()
+            set.approvals.len() + set.rejections.len(),
+            set.verdict.as_str()
         ),
     ));
+    Ok(set)
+}
 
-    // 5. The decision.
-    let mut verifying_key = None;
-    let mut rejection = None;
-    match verdict {
-        Verdict::Approved => {
-            if approvals.len() < policy.quorum as usize {
-                return Err(AuditError::Quorum { approvals: approvals.len(), quorum: policy.quorum });
-            }
-            checks.push(passed(
-                "quorum",
-                format!("{} distinct approving verifier(s), quorum {}", approvals.len(), policy.quorum),
-            ));
-            if receipt.fraud_proof.is_some() {
-                return Err(AuditError::FraudProofOnApproval);
-            }
-            let key = keys.pinned(&spec.vk_hash)?;
-            verifying_key = Some((spec.vk_hash, key.key().origin.describe()));
-            check_sampled_tiles(spec, &receipt.r_c, challenge, &receipt.openings, &key)
-                .map_err(AuditError::Openings)?;
-            checks.push(passed("openings", openings_detail(receipt.openings.len(), tiling.tile_count())));
+/// What step 5 found.
+#[derive(Default)]
+struct Decision {
+    verifying_key: Option<(VkHash, String)>,
+    rejection: Option<RejectionGrounds>,
+}
+
+/// Step 5, approval: quorum, no fraud proof, every sampled tile checks.
+fn check_approval(
+    receipt: &Receipt,
+    keys: &AuditKeys,
+    verdicts: &VerdictSet,
+    tiles: usize,
+    checks: &mut Vec<AuditCheck>,
+) -> Result<Decision, AuditError> {
+    let spec = &receipt.spec;
+    let quorum = spec.policy.quorum;
+    if verdicts.approvals.len() < quorum as usize {
+        return Err(AuditError::Quorum { approvals: verdicts.approvals.len(), quorum });
+    }
+    checks.push(passed(
+        "quorum",
+        format!("{} distinct approving verifier(s), quorum {quorum}", verdicts.approvals.len()),
+    ));
+    if receipt.fraud_proof.is_some() {
+        return Err(AuditError::FraudProofOnApproval);
+    }
+    let key = keys.pinned(&spec.vk_hash)?;
+    check_sampled_tiles(spec, &receipt.r_c, &receipt.challenge.challenge, &receipt.openings, &key)
+        .map_err(AuditError::Openings)?;
+    checks.push(passed("openings", openings_detail(receipt.openings.len(), tiles)));
+    Ok(Decision { verifying_key: Some((spec.vk_hash, key.key().origin.describe())), rejection: None })
+}
+
+/// Step 5, rejection: a fraud proof must prove fraud; complete openings are re-checked and
+/// a failing one justifies the rejection.
+fn check_rejection(
+    receipt: &Receipt,
+    keys: &AuditKeys,
+    verdicts: &VerdictSet,
+    tiles: usize,
+    checks: &mut Vec<AuditCheck>,
+) -> Result<Decision, AuditError> {
+    checks.push(passed(
+        "quorum",
+        format!(
+            "rejected by {} distinct verifier(s); a rejection needs no quorum (one rejection voids the escrow)",
+            verdicts.rejections.len()
+        ),
+    ));
+    let mut decision = Decision::default();
+    if let Some(proof) = &receipt.fraud_proof {
+        check_fraud_proof(&receipt.spec, &receipt.r_c, proof).map_err(AuditError::FraudProof)?;
+        checks.push(passed(
+            "fraud-proof",
+            format!(
+                "entry ({}, {}) of the committed C differs from the product of the opened A row block and B \
+                 column block; all three openings lead to R_A, R_B, R_C",
+                proof.row, proof.col
+            ),
+        ));
+        decision.rejection = Some(RejectionGrounds::FraudProven { row: proof.row, col: proof.col });
+    }
+    let samples = receipt.spec.policy.samples as usize;
+    if receipt.openings.len() != samples {
+        checks.push(AuditCheck {
+            name: "openings",
+            outcome: Outcome::Skipped,
+            detail: format!(
+                "the receipt holds {} of {samples} openings (the response was incomplete or never checked): \
+                 nothing to re-check",
+                receipt.openings.len()
+            ),
+        });
+        return Ok(decision);
+    }
+    recheck_rejected_openings(receipt, keys, tiles, &mut decision, checks)?;
+    Ok(decision)
+}
+
+/// Re-checks a rejected receipt's complete openings: a failure is grounds for the
+/// rejection; a missing key is fatal unless a fraud proof already proves it.
+fn recheck_rejected_openings(
+    receipt: &Receipt,
+    keys: &AuditKeys,
+    tiles: usize,
+    decision: &mut Decision,
+    checks: &mut Vec<AuditCheck>,
+) -> Result<(), AuditError> {
+    let spec = &receipt.spec;
+    let key = match keys.pinned(&spec.vk_hash) {
+        Ok(key) => key,
+        Err(e) if decision.rejection.is_some() => {
+            checks.push(AuditCheck {
+                name: "openings",
+                outcome: Outcome::Skipped,
+                detail: format!("not checked ({e}); the fraud proof already proves the rejection"),
+            });
+            return Ok(());
         }
-        Verdict::Rejected => {
-            checks.push(passed(
-                "quorum",
-                format!(
-                    "rejected by {} distinct verifier(s); a rejection needs no quorum (one rejection voids the escrow)",
-                    rejections.len()
-                ),
-            ));
-            if let Some(proof) = &receipt.fraud_proof {
-                check_fraud_proof(spec, &receipt.r_c, proof).map_err(AuditError::FraudProof)?;
-                checks.push(passed(
-                    "fraud-proof",
-                    format!(
-                        "entry ({}, {}) of the committed C differs from the product of the opened A row block and B \
-                         column block; all three openings lead to R_A, R_B, R_C",
-                        proof.row, proof.col
-                    ),
-                ));
-                rejection = Some(RejectionGrounds::FraudProven { row: proof.row, col: proof.col });
-            }
-            if receipt.openings.len() == samples {
-                match keys.pinned(&spec.vk_hash) {
-                    Ok(key) => {
-                        verifying_key = Some((spec.vk_hash, key.key().origin.describe()));
-                        match check_sampled_tiles(spec, &receipt.r_c, challenge, &receipt.openings, &key) {
-                            Ok(_) => checks
-                                .push(passed("openings", openings_detail(receipt.openings.len(), tiling.tile_count()))),
-                            Err(e) => {
-                                checks.push(AuditCheck {
-                                    name: "openings",
-                                    outcome: Outcome::Failed,
-                                    detail: e.to_string(),
-                                });
-                                if rejection.is_none() {
-                                    rejection = Some(RejectionGrounds::OpeningsFail { detail: e.to_string() });
-                                }
-                            }
-                        }
-                    }
-                    Err(e) if rejection.is_some() => checks.push(AuditCheck {
-                        name: "openings",
-                        outcome: Outcome::Skipped,
-                        detail: format!("not checked ({e}); the fraud proof already proves the rejection"),
-                    }),
-                    Err(e) => return Err(e),
-                }
-            } else {
-                checks.push(AuditCheck {
-                    name: "openings",
-                    outcome: Outcome::Skipped,
-                    detail: format!(
-                        "the receipt holds {} of {samples} openings (the response was incomplete or never checked): \
-                         nothing to re-check",
-                        receipt.openings.len()
-                    ),
-                });
-            }
+        Err(e) => return Err(e),
+    };
+    decision.verifying_key = Some((spec.vk_hash, key.key().origin.describe()));
+    match check_sampled_tiles(spec, &receipt.r_c, &receipt.challenge.challenge, &receipt.openings, &key) {
+        Ok(_) => checks.push(passed("openings", openings_detail(receipt.openings.len(), tiles))),
+        Err(e) => {
+            checks.push(AuditCheck { name: "openings", outcome: Outcome::Failed, detail: e.to_string() });
+            decision.rejection.get_or_insert(RejectionGrounds::OpeningsFail { detail: e.to_string() });
         }
     }
+    Ok(())
+}
 
-    // 6. Data.
-    let mut audit_rounds = None;
-    if let Some(data) = data {
-        let outcome = check_data(spec, receipt, challenge, data, verdict, &mut checks)?;
-        if let Some(rounds) = outcome.fresh_rounds {
-            audit_rounds = Some(rounds);
-        }
-        if let (Some(row), None) = (outcome.wrong_row, &rejection) {
-            rejection = Some(RejectionGrounds::DataShowsWrongC { row });
-        }
-    }
-    if verdict == Verdict::Rejected && rejection.is_none() {
-        rejection = Some(RejectionGrounds::NotIndependentlyCheckable { reasons });
-    }
-    let rejection_unverifiable = matches!(rejection, Some(RejectionGrounds::NotIndependentlyCheckable { .. }));
-
+/// The report of a receipt that passed.
+#[allow(clippy::too_many_arguments)] // the findings of each step, gathered once
+fn report(
+    receipt: &Receipt,
+    keys: &AuditKeys,
+    job_id: JobId,
+    recomputed: &matproof_protocol::receipt::CheckSummary,
+    audit_rounds: Option<u32>,
+    verdicts: VerdictSet,
+    decision: Decision,
+    checks: Vec<AuditCheck>,
+) -> AuditReport {
+    let spec = &receipt.spec;
     let bounds = AuditBounds {
         tiles: recomputed.tiles,
         samples: recomputed.samples,
@@ -757,20 +844,21 @@ pub fn audit(receipt: &Receipt, keys: &AuditKeys, data: Option<&AuditData>) -> R
         audit_freivalds_rounds: audit_rounds,
         audit_freivalds_exponent: audit_rounds.map(freivalds_error_exponent),
     };
-    Ok(AuditReport {
+    let rejection_unverifiable = matches!(decision.rejection, Some(RejectionGrounds::NotIndependentlyCheckable { .. }));
+    AuditReport {
         job_id,
         r_c: receipt.r_c,
-        mode: policy.mode,
-        verdict,
+        mode: spec.policy.mode,
+        verdict: verdicts.verdict,
         checks,
         bounds,
-        challenge_signer: signed.verifier_key,
-        verdict_signers: signers,
+        challenge_signer: receipt.challenge.verifier_key,
+        verdict_signers: verdicts.approvals.union(&verdicts.rejections).copied().collect(),
         verifiers_pinned: keys.trusted_verifiers.is_some(),
-        verifying_key,
-        rejection,
+        verifying_key: decision.verifying_key,
+        rejection: decision.rejection,
         rejection_unverifiable,
-    })
+    }
 }
 
 fn openings_detail(openings: usize, tiles: usize) -> String {
@@ -782,12 +870,12 @@ fn openings_detail(openings: usize, tiles: usize) -> String {
 
 fn check_signer(keys: &AuditKeys, provider: PublicKey, role: SignerRole, key: &PublicKey) -> Result<(), AuditError> {
     if *key == provider {
-        return Err(AuditError::ProviderAsVerifier { role, key: hex(&key.0) });
+        return Err(AuditError::ProviderAsVerifier { role, key: *key });
     }
     if let Some(trusted) = &keys.trusted_verifiers
         && !trusted.contains(key)
     {
-        return Err(AuditError::UntrustedVerifier { role, key: hex(&key.0) });
+        return Err(AuditError::UntrustedVerifier { role, key: *key });
     }
     Ok(())
 }
@@ -836,9 +924,9 @@ struct DataOutcome {
     wrong_row: Option<usize>,
 }
 
-fn root_matches(commitment: &'static str, expected: &Digest, recomputed: &Digest) -> Result<(), AuditError> {
+fn root_matches(commitment: &'static str, expected: &MerkleRoot, recomputed: &MerkleRoot) -> Result<(), AuditError> {
     if expected != recomputed {
-        return Err(AuditError::DataMismatch { commitment, expected: hex(expected), recomputed: hex(recomputed) });
+        return Err(AuditError::DataMismatch { commitment, expected: *expected, recomputed: *recomputed });
     }
     Ok(())
 }
@@ -871,7 +959,7 @@ fn check_data(
     // bytes from the OS RNG that nobody else has seen (drawn through `Identity::generate`,
     // which is `getrandom` into a 32-byte seed, so this crate needs no RNG dependency).
     let fresh_seed = Identity::generate().map_err(|e| AuditError::Rng { reason: e.to_string() })?.seed();
-    let fresh = Challenge { seed: fresh_seed, ..*challenge };
+    let fresh = Challenge { seed: Seed(fresh_seed), ..*challenge };
     let mut runs = Vec::new();
     if challenge_rounds > 0 {
         runs.push(("challenge", challenge.freivalds_vectors(challenge_rounds, tiling.n)?));
@@ -896,8 +984,4 @@ fn check_data(
     let outcome = if wrong_row.is_some() { Outcome::Failed } else { Outcome::Passed };
     checks.push(AuditCheck { name: "data-freivalds", outcome, detail });
     Ok(DataOutcome { fresh_rounds: Some(AUDIT_FRESH_ROUNDS), wrong_row })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -8,7 +8,7 @@
 use matproof_protocol::commit::{c_leaf_hash, c_tree, digest_tree};
 use matproof_protocol::fraud::FraudProof;
 use matproof_protocol::matrix::{MatrixI8, MatrixI32};
-use matproof_protocol::merkle::{Digest, MerkleError, leaf_hash};
+use matproof_protocol::merkle::{MerkleError, MerkleRoot, leaf_hash};
 use matproof_protocol::poseidon::{BlockKind, block_digest, fr_to_bytes};
 use matproof_protocol::spec::{JobSpec, SpecError};
 use matproof_protocol::tiling::TilingError;
@@ -113,7 +113,7 @@ pub fn build_fraud_proof(
 
 /// Checks that `proof` shows a wrong entry in the `C` committed as `r_c` for `spec`.
 /// `Ok(())` means fraud is proven.
-pub fn check_fraud_proof(spec: &JobSpec, r_c: &Digest, proof: &FraudProof) -> Result<(), FraudError> {
+pub fn check_fraud_proof(spec: &JobSpec, r_c: &MerkleRoot, proof: &FraudProof) -> Result<(), FraudError> {
     let tiling = spec.tiling()?;
     let shape = tiling.shape;
     let (row, col) = (proof.row, proof.col);

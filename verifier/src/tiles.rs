@@ -4,7 +4,8 @@ use ark_bn254::Fr;
 use matproof_circuits::tile::tile_z;
 use matproof_circuits::{PinnedVerifyingKey, TileProof, TilePublicInputs, VerifyError};
 use matproof_protocol::commit::c_leaf_hash;
-use matproof_protocol::merkle::{Digest, MerkleError, leaf_hash};
+use matproof_protocol::ids::VkHash;
+use matproof_protocol::merkle::{MerkleError, MerkleRoot, leaf_hash};
 use matproof_protocol::opening::TileOpening;
 use matproof_protocol::poseidon::fr_from_bytes;
 use matproof_protocol::spec::{JobSpec, SpecError};
@@ -25,10 +26,10 @@ pub enum TileCheckError {
     /// The job pins another verifying key.
     #[error("the job pins verifying key {pinned}, the verifier holds {held}")]
     WrongKey {
-        /// Hex of the job's `vk_hash`.
-        pinned: String,
-        /// Hex of the held key's hash.
-        held: String,
+        /// The job's `vk_hash`.
+        pinned: VkHash,
+        /// The held key's hash.
+        held: VkHash,
     },
     /// The key was made for another circuit shape.
     #[error("the verifying key is for another circuit shape")]
@@ -129,7 +130,7 @@ fn path_error(tile: u64, which: &'static str) -> impl Fn(MerkleError) -> TileChe
 /// challenge, and their proofs (batch-verified; the bad one is named on failure).
 pub fn check_sampled_tiles(
     spec: &JobSpec,
-    r_c: &Digest,
+    r_c: &MerkleRoot,
     challenge: &Challenge,
     openings: &[TileOpening],
     key: &PinnedVerifyingKey,
@@ -138,7 +139,7 @@ pub fn check_sampled_tiles(
     let shape = tiling.shape;
     let held = key.key().hash();
     if held != spec.vk_hash {
-        return Err(TileCheckError::WrongKey { pinned: hex(&spec.vk_hash), held: hex(&held) });
+        return Err(TileCheckError::WrongKey { pinned: spec.vk_hash, held });
     }
     if key.key().shape != shape {
         return Err(TileCheckError::WrongShape);
@@ -225,8 +226,4 @@ fn check_path(
         });
     }
     Ok(())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -11,6 +11,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use matproof_protocol::identity::Identity;
+use matproof_protocol::ids::MerkleRoot;
 use matproof_protocol::opening::TileOpening;
 use matproof_protocol::receipt::{PURPOSE_JOB, SignedVerdict, Verdict};
 use matproof_protocol::spec::VerificationMode;
@@ -230,7 +231,7 @@ async fn a_flood_of_open_jobs_is_refused_cleanly_with_memory_bounded() {
     let flooder = funded(&ledger, (CONNECTIONS * PER_CONNECTION) as u64).await;
     let mut requests = Vec::new();
     for i in 0..CONNECTIONS * PER_CONNECTION {
-        let s = spec(&flooder, &params(), rand::random(), rand::random());
+        let s = spec(&flooder, &params(), MerkleRoot(rand::random()), MerkleRoot(rand::random()));
         let mut sig = flooder.consumer.sign(PURPOSE_JOB, &s.canonical_bytes());
         if i % 2 == 0 {
             sig.0[7] ^= 1;
@@ -324,7 +325,7 @@ async fn a_burst_of_open_jobs_opens_exactly_the_free_slots() {
         // pay for one job, opening 3 × MAX_OPEN at once, takes exactly one.
         let broke = Parties::funded(&ledger, PRICE - 1, 0).await;
         for _ in 0..3 * MAX_OPEN {
-            let s = spec(&broke, &params(), rand::random(), rand::random());
+            let s = spec(&broke, &params(), MerkleRoot(rand::random()), MerkleRoot(rand::random()));
             let e = c
                 .open_job(open_request(&s, broke.consumer.sign(PURPOSE_JOB, &s.canonical_bytes())))
                 .await
@@ -335,7 +336,7 @@ async fn a_burst_of_open_jobs_opens_exactly_the_free_slots() {
         let one_job = funded(&ledger, 1).await;
         let mut opens = Vec::new();
         for _ in 0..3 * MAX_OPEN {
-            let s = spec(&one_job, &params(), rand::random(), rand::random());
+            let s = spec(&one_job, &params(), MerkleRoot(rand::random()), MerkleRoot(rand::random()));
             let req = open_request(&s, one_job.consumer.sign(PURPOSE_JOB, &s.canonical_bytes()));
             let mut c = c.clone();
             opens.push(tokio::spawn(async move { c.open_job(req).await.map(|_| ()) }));
@@ -353,7 +354,7 @@ async fn a_burst_of_open_jobs_opens_exactly_the_free_slots() {
         let flooder = funded(&ledger, BURST as u64).await;
         let requests: Vec<pb::OpenJobRequest> = (0..BURST)
             .map(|_| {
-                let s = spec(&flooder, &params(), rand::random(), rand::random());
+                let s = spec(&flooder, &params(), MerkleRoot(rand::random()), MerkleRoot(rand::random()));
                 open_request(&s, flooder.consumer.sign(PURPOSE_JOB, &s.canonical_bytes()))
             })
             .collect();

@@ -9,6 +9,7 @@ use matproof_circuits::{TileProvingKey, TileVerifyingKey, development_setup};
 use matproof_protocol::commit::c_tree;
 use matproof_protocol::freivalds::{self, Dims, FreivaldsError};
 use matproof_protocol::identity::{Identity, Signature};
+use matproof_protocol::ids::{JobId, MerkleRoot, Seed};
 use matproof_protocol::matrix::{MatrixI8, MatrixI32, naive_product, random_i8};
 use matproof_protocol::receipt::{PURPOSE_JOB, RECEIPT_VERSION, Receipt, SignedChallenge, SignedVerdict, Verdict};
 use matproof_protocol::spec::{JobSpec, Policy, VerificationMode};
@@ -99,11 +100,11 @@ impl Built {
     }
 }
 
-fn seed_for(p: &Params, tiling: &Tiling, job_id: [u8; 32], r_c: [u8; 32]) -> [u8; 32] {
-    let Some((row, col)) = p.cheat.filter(|_| p.sampling != Sampling::Fixed) else { return [42; 32] };
+fn seed_for(p: &Params, tiling: &Tiling, job_id: JobId, r_c: MerkleRoot) -> Seed {
+    let Some((row, col)) = p.cheat.filter(|_| p.sampling != Sampling::Fixed) else { return Seed([42; 32]) };
     let cheated = tiling.tile_index(row / SHAPE.tm, col / SHAPE.tn).unwrap() as u64;
     (0u8..=255)
-        .map(|s| [s; 32])
+        .map(|s| Seed([s; 32]))
         .find(|&seed| {
             let sampled =
                 Challenge { job_id, r_c, seed }.sample_tiles(p.samples as usize, tiling.tile_count()).unwrap();
@@ -119,7 +120,9 @@ fn build(p: Params) -> Built {
     let tiling = Tiling::new(M, K, N, SHAPE).unwrap();
     let a = random_i8(M, K, 1).unwrap();
     let b = random_i8(K, N, 2).unwrap();
-    let self_check = Challenge { job_id: [0; 32], r_c: [0; 32], seed: [9; 32] }.freivalds_vectors(2, N).unwrap();
+    let self_check = Challenge { job_id: JobId([0; 32]), r_c: MerkleRoot([0; 32]), seed: Seed([9; 32]) }
+        .freivalds_vectors(2, N)
+        .unwrap();
     let mut execution = execute(&CpuBackend::best(), &tiling, &a, &b, &self_check).unwrap();
     if let Some((row, col)) = p.cheat {
         execution.c.as_mut_slice()[row * N + col] += 1;
@@ -469,16 +472,16 @@ fn forged_or_inconsistent_receipts_fail() {
     r.spec.price += 1; // the consumer did not sign this spec
     assert!(matches!(check(&r), Err(AuditError::ConsumerSignature(_))));
     let mut r = honest.clone();
-    r.challenge.challenge.seed[0] ^= 1;
+    r.challenge.challenge.seed.0[0] ^= 1;
     assert!(matches!(check(&r), Err(AuditError::ChallengeSignature(_))));
     let mut r = honest.clone();
-    r.challenge = SignedChallenge::sign(Challenge { seed: [43; 32], ..r.challenge.challenge }, &verifier(0));
+    r.challenge = SignedChallenge::sign(Challenge { seed: Seed([43; 32]), ..r.challenge.challenge }, &verifier(0));
     assert!(matches!(check(&r), Err(AuditError::WrongTile { position: 0, .. }) | Err(AuditError::Openings(_))));
     let mut r = honest.clone();
-    r.r_c[0] ^= 1;
+    r.r_c.0[0] ^= 1;
     assert!(matches!(check(&r), Err(AuditError::ChallengeCommitment { .. })));
     let mut r = honest.clone();
-    r.verdicts[0] = SignedVerdict::sign(r.spec.job_id(), [7; 32], Verdict::Approved, "ok", &verifier(0));
+    r.verdicts[0] = SignedVerdict::sign(r.spec.job_id(), MerkleRoot([7; 32]), Verdict::Approved, "ok", &verifier(0));
     assert!(matches!(check(&r), Err(AuditError::VerdictCommitment { index: 0, .. })));
     let mut r = honest.clone();
     r.verdicts.clear();

@@ -13,6 +13,7 @@ mod support;
 use std::time::Duration;
 
 use matproof_protocol::identity::{Identity, PublicKey};
+use matproof_protocol::ids::{MerkleRoot, VkHash};
 use matproof_protocol::matrix::random_i8;
 use matproof_protocol::receipt::{PURPOSE_JOB, Verdict};
 use matproof_protocol::spec::VerificationMode;
@@ -275,7 +276,7 @@ async fn one_commitment_per_job() {
         let job = make_job(&parties, VerificationMode::Succinct, Cheat::Honest, far());
         open(&mut client, &job).await.unwrap();
         let challenge = commit(&mut client, &job, &parties.provider, node.verifier_key()).await;
-        let other = client.commit(job.commit_request(&parties.provider, [0x77; 32])).await.unwrap_err();
+        let other = client.commit(job.commit_request(&parties.provider, MerkleRoot([0x77; 32]))).await.unwrap_err();
         assert_eq!(other.code(), Code::FailedPrecondition, "{other}");
         // The first challenge stands.
         assert_eq!(commit(&mut client, &job, &parties.provider, node.verifier_key()).await, challenge);
@@ -288,7 +289,7 @@ async fn one_commitment_per_job() {
         let mut tasks = Vec::new();
         for i in 0..16u8 {
             let mut c = client.clone();
-            let r_c = if i % 2 == 0 { job.r_c() } else { [i; 32] };
+            let r_c = if i % 2 == 0 { job.r_c() } else { MerkleRoot([i; 32]) };
             let req = job.commit_request(&parties.provider, r_c);
             tasks.push(tokio::spawn(async move { (r_c, c.commit(req).await) }));
         }
@@ -346,7 +347,7 @@ async fn forged_messages_move_nothing() {
         assert_eq!(e.code(), Code::InvalidArgument);
         assert!(e.message().contains("a_npy"), "{e}");
         let mut other = make_job(&parties, VerificationMode::Succinct, Cheat::Honest, far());
-        other.spec.vk_hash = [3; 32];
+        other.spec.vk_hash = VkHash([3; 32]);
         other.spec_signature = parties.consumer.sign(PURPOSE_JOB, &other.spec.canonical_bytes());
         assert_eq!(client.open_job(other.open_request()).await.unwrap_err().code(), Code::FailedPrecondition);
         let mut poor = make_job(&parties, VerificationMode::Succinct, Cheat::Honest, far());

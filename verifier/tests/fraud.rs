@@ -4,6 +4,7 @@
 use matproof_protocol::commit::{a_digests, b_digests, c_tree, digest_tree};
 use matproof_protocol::freivalds::{self, Dims, FreivaldsError};
 use matproof_protocol::identity::PublicKey;
+use matproof_protocol::ids::{JobId, MerkleRoot, Seed, VkHash};
 use matproof_protocol::matrix::{MatrixI8, MatrixI32, naive_product, random_i8};
 use matproof_protocol::spec::{JobSpec, Policy, VerificationMode};
 use matproof_protocol::tiling::{CircuitShape, Tiling};
@@ -34,7 +35,7 @@ fn job() -> Job {
         shape: SHAPE,
         r_a: digest_tree(&a_digests(&tiling, &a).unwrap()).root(),
         r_b: digest_tree(&b_digests(&tiling, &b).unwrap()).root(),
-        vk_hash: [0; 32],
+        vk_hash: VkHash([0; 32]),
         policy: Policy {
             mode: VerificationMode::Full,
             samples: 1,
@@ -52,7 +53,7 @@ fn job() -> Job {
     Job { spec, a, b, c }
 }
 
-fn r_c(job: &Job, c: &MatrixI32) -> [u8; 32] {
+fn r_c(job: &Job, c: &MatrixI32) -> MerkleRoot {
     c_tree(&job.spec.tiling().unwrap(), c).unwrap().root()
 }
 
@@ -63,7 +64,9 @@ fn a_failed_freivalds_check_yields_a_checkable_fraud_proof() {
         let mut c = job.c.clone();
         let cell = &mut c.as_mut_slice()[row * N + col];
         *cell = cell.wrapping_add(delta);
-        let vectors = Challenge { job_id: [1; 32], r_c: [2; 32], seed: [3; 32] }.freivalds_vectors(2, N).unwrap();
+        let vectors = Challenge { job_id: JobId([1; 32]), r_c: MerkleRoot([2; 32]), seed: Seed([3; 32]) }
+            .freivalds_vectors(2, N)
+            .unwrap();
         let err =
             freivalds::check(job.a.as_slice(), job.b.as_slice(), c.as_slice(), Dims { m: M, k: K, n: N }, &vectors)
                 .unwrap_err();

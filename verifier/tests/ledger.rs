@@ -15,7 +15,7 @@ use support::targets;
 const FAR: u64 = 4_000_000_000_000;
 
 fn job() -> JobId {
-    rand::random()
+    JobId(rand::random())
 }
 
 /// Unique account names, so scenarios never share an account.
@@ -184,7 +184,7 @@ async fn slash_moves_stake_and_refunds_once() {
         let again = l.slash(&j, &stake, &consumer, 400).await.unwrap();
         assert_eq!((again.replayed, &again.movements), (true, &expected));
         let err = l.slash(&j, &stake, &consumer, 300).await.unwrap_err();
-        assert_eq!(err, LedgerError::IdempotencyConflict { job_id_hex: hex(&j), operation: Operation::Slash });
+        assert_eq!(err, LedgerError::IdempotencyConflict { job_id: j, operation: Operation::Slash });
         // The slash's void is the job's void.
         assert!(l.void(&j).await.unwrap().replayed);
         assert!(matches!(l.post(&j).await, Err(LedgerError::InvalidTransition { from: TransferState::Voided, .. })));
@@ -202,10 +202,6 @@ async fn slash_moves_stake_and_refunds_once() {
     }
 }
 
-fn hex(j: &JobId) -> String {
-    j.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[tokio::test]
 async fn idempotency_and_release_once() {
     for t in targets("ledger").await {
@@ -219,7 +215,7 @@ async fn idempotency_and_release_once() {
         assert!(again.replayed);
         assert_eq!((&again.transfer_id, &again.movements), (&first.transfer_id, &first.movements));
         assert_eq!(l.balance(&consumer).await.unwrap(), 900, "a replay moves nothing");
-        let conflict = LedgerError::IdempotencyConflict { job_id_hex: hex(&a), operation: Operation::Open };
+        let conflict = LedgerError::IdempotencyConflict { job_id: a, operation: Operation::Open };
         assert_eq!(l.open_pending(&a, &consumer, &provider, 101, FAR).await.unwrap_err(), conflict);
         assert_eq!(l.open_pending(&a, &consumer, "someone-else", 100, FAR).await.unwrap_err(), conflict);
         assert_eq!(l.open_pending(&a, &consumer, &provider, 100, FAR + 1).await.unwrap_err(), conflict);
@@ -231,11 +227,7 @@ async fn idempotency_and_release_once() {
         let err = l.void(&a).await.unwrap_err();
         assert_eq!(
             err,
-            LedgerError::InvalidTransition {
-                job_id_hex: hex(&a),
-                from: TransferState::Posted,
-                to: TransferState::Voided
-            }
+            LedgerError::InvalidTransition { job_id: a, from: TransferState::Posted, to: TransferState::Voided }
         );
         assert_eq!(l.balance(&provider).await.unwrap(), 100);
 
@@ -245,35 +237,27 @@ async fn idempotency_and_release_once() {
         let err = l.post(&b).await.unwrap_err();
         assert_eq!(
             err,
-            LedgerError::InvalidTransition {
-                job_id_hex: hex(&b),
-                from: TransferState::Voided,
-                to: TransferState::Posted
-            }
+            LedgerError::InvalidTransition { job_id: b, from: TransferState::Voided, to: TransferState::Posted }
         );
 
         // Verdicts: same verdict replays, another conflicts; the verdict binds the release.
         l.open_pending(&c, &consumer, &provider, 100, FAR).await.unwrap();
         assert!(!l.record_verdict(&c, Verdict::Rejected, &[3; 32]).await.unwrap().replayed);
         assert!(l.record_verdict(&c, Verdict::Rejected, &[3; 32]).await.unwrap().replayed);
-        let conflict = LedgerError::IdempotencyConflict { job_id_hex: hex(&c), operation: Operation::Verdict };
+        let conflict = LedgerError::IdempotencyConflict { job_id: c, operation: Operation::Verdict };
         assert_eq!(l.record_verdict(&c, Verdict::Approved, &[3; 32]).await.unwrap_err(), conflict);
         assert_eq!(l.record_verdict(&c, Verdict::Rejected, &[4; 32]).await.unwrap_err(), conflict);
         let err = l.post(&c).await.unwrap_err();
         assert_eq!(
             err,
-            LedgerError::VerdictConflict {
-                job_id_hex: hex(&c),
-                verdict: Verdict::Rejected,
-                operation: Operation::Post
-            }
+            LedgerError::VerdictConflict { job_id: c, verdict: Verdict::Rejected, operation: Operation::Post }
         );
         // A refused operation leaves no key: the void still goes through.
         assert!(!l.void(&c).await.unwrap().replayed);
 
         let unknown = job();
-        assert_eq!(l.post(&unknown).await.unwrap_err(), LedgerError::UnknownJob { job_id_hex: hex(&unknown) });
-        assert_eq!(l.void(&unknown).await.unwrap_err(), LedgerError::UnknownJob { job_id_hex: hex(&unknown) });
+        assert_eq!(l.post(&unknown).await.unwrap_err(), LedgerError::UnknownJob { job_id: unknown });
+        assert_eq!(l.void(&unknown).await.unwrap_err(), LedgerError::UnknownJob { job_id: unknown });
         assert!(matches!(
             l.record_verdict(&unknown, Verdict::Approved, &[0; 32]).await,
             Err(LedgerError::UnknownJob { .. })

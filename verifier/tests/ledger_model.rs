@@ -34,7 +34,7 @@ const NAMES: [&str; 4] = ["alice", "bob", "carol", "dave"];
 const JOBS: usize = 6;
 
 fn job_id(j: usize) -> JobId {
-    [j as u8 + 1; 32]
+    JobId([j as u8 + 1; 32])
 }
 
 #[derive(Debug, Clone)]
@@ -364,7 +364,7 @@ enum Answer {
 }
 
 fn job_index(id: &JobId) -> usize {
-    usize::from(id[0]) - 1
+    usize::from(id.0[0]) - 1
 }
 
 fn verdict_of(approved: bool) -> Verdict {

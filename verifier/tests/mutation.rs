@@ -14,6 +14,7 @@ use matproof_circuits::verify::modulus_bytes;
 use matproof_circuits::{PinnedVerifyingKey, TileProvingKey, TileVerifyingKey, development_setup};
 use matproof_protocol::commit::a_digests;
 use matproof_protocol::identity::Identity;
+use matproof_protocol::ids::{JobId, MerkleRoot, Seed};
 use matproof_protocol::matrix::{MatrixI8, random_i8};
 use matproof_protocol::merkle::{InclusionProof, MerkleTree};
 use matproof_protocol::opening::TileOpening;
@@ -45,7 +46,9 @@ fn job() -> CommittedJob {
     let tiling = Tiling::new(M, K, N, SHAPE).unwrap();
     let a: MatrixI8 = random_i8(M, K, 1).unwrap();
     let b: MatrixI8 = random_i8(K, N, 2).unwrap();
-    let vectors = Challenge { job_id: [0; 32], r_c: [0; 32], seed: [9; 32] }.freivalds_vectors(2, N).unwrap();
+    let vectors = Challenge { job_id: JobId([0; 32]), r_c: MerkleRoot([0; 32]), seed: Seed([9; 32]) }
+        .freivalds_vectors(2, N)
+        .unwrap();
     let execution = execute(&CpuBackend::best(), &tiling, &a, &b, &vectors).unwrap();
     CommittedJob::new(tiling, a, b, execution).unwrap()
 }
@@ -76,7 +79,7 @@ fn spec(job: &CommittedJob) -> JobSpec {
 }
 
 fn challenge_for(spec: &JobSpec, job: &CommittedJob) -> Challenge {
-    Challenge { job_id: spec.job_id(), r_c: job.execution.c_tree.root(), seed: [42; 32] }
+    Challenge { job_id: spec.job_id(), r_c: job.execution.c_tree.root(), seed: Seed([42; 32]) }
 }
 
 /// Every value a challenge fixes, for comparison.
@@ -100,7 +103,7 @@ fn derive(c: &Challenge) -> Derived {
 
 #[test]
 fn every_transcript_bit_changes_every_challenge_value() {
-    let base = Challenge { job_id: [0x11; 32], r_c: [0x22; 32], seed: [0x33; 32] };
+    let base = Challenge { job_id: JobId([0x11; 32]), r_c: MerkleRoot([0x22; 32]), seed: Seed([0x33; 32]) };
     let d0 = derive(&base);
     let mut variants = 0;
     for field in 0..3 {
@@ -108,9 +111,9 @@ fn every_transcript_bit_changes_every_challenge_value() {
             for bit in 0..8 {
                 let mut c = base;
                 let target = match field {
-                    0 => &mut c.job_id,
-                    1 => &mut c.r_c,
-                    _ => &mut c.seed,
+                    0 => &mut c.job_id.0,
+                    1 => &mut c.r_c.0,
+                    _ => &mut c.seed.0,
                 };
                 target[byte] ^= 1 << bit;
                 let d = derive(&c);

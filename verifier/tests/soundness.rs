@@ -31,6 +31,7 @@ use matproof_circuits::{PinnedVerifyingKey, TileProvingKey, TileVerifyingKey, de
 use matproof_protocol::commit::{a_digests, b_digests, c_tree, digest_tree};
 use matproof_protocol::freivalds::{self, Dims, FreivaldsError};
 use matproof_protocol::identity::Identity;
+use matproof_protocol::ids::{JobId, MerkleRoot, Seed};
 use matproof_protocol::matrix::{MatrixI8, MatrixI32, naive_product, random_i8};
 use matproof_protocol::merkle::MerkleTree;
 use matproof_protocol::opening::TileOpening;
@@ -55,7 +56,7 @@ fn keys() -> &'static (TileProvingKey, TileVerifyingKey) {
     KEYS.get_or_init(|| development_setup(SHAPE, &mut ChaCha20Rng::seed_from_u64(7)).unwrap())
 }
 
-fn spec_for(m: usize, k: usize, n: usize, r_a: [u8; 32], r_b: [u8; 32], mode: VerificationMode) -> JobSpec {
+fn spec_for(m: usize, k: usize, n: usize, r_a: MerkleRoot, r_b: MerkleRoot, mode: VerificationMode) -> JobSpec {
     JobSpec {
         m: m as u64,
         k: k as u64,
@@ -87,7 +88,9 @@ fn honest_job() -> &'static (CommittedJob, JobSpec) {
         let tiling = Tiling::new(M, K, N, SHAPE).unwrap();
         let a: MatrixI8 = random_i8(M, K, 11).unwrap();
         let b: MatrixI8 = random_i8(K, N, 12).unwrap();
-        let vectors = Challenge { job_id: [0; 32], r_c: [0; 32], seed: [9; 32] }.freivalds_vectors(2, N).unwrap();
+        let vectors = Challenge { job_id: JobId([0; 32]), r_c: MerkleRoot([0; 32]), seed: Seed([9; 32]) }
+            .freivalds_vectors(2, N)
+            .unwrap();
         let execution = execute(&CpuBackend::best(), &tiling, &a, &b, &vectors).unwrap();
         let job = CommittedJob::new(tiling, a, b, execution).unwrap();
         let spec = spec_for(M, K, N, job.a_tree.root(), job.b_tree.root(), VerificationMode::Succinct);
@@ -154,7 +157,7 @@ fn run_cheater(label: &str, w: usize, trials: u64, checked_caught: u64, rng: &mu
         let tree: MerkleTree = c_tree(&tiling, &c).unwrap();
         let mut seed = [0u8; 32];
         rng.fill_bytes(&mut seed);
-        let challenge = Challenge { job_id: spec.job_id(), r_c: tree.root(), seed };
+        let challenge = Challenge { job_id: spec.job_id(), r_c: tree.root(), seed: Seed(seed) };
         let sampled = challenge.sample_tiles(SAMPLES as usize, t).unwrap();
         let hit = sampled.iter().any(|s| corrupted.contains(&(*s as usize)));
         if hit && caught_checked >= checked_caught {
@@ -317,7 +320,7 @@ fn full_mode_every_single_entry_corruption_fails_freivalds_and_yields_a_fraud_pr
         let r_c = c_tree(&tiling, &bad).unwrap().root();
         let mut seed = [0u8; 32];
         rng.fill_bytes(&mut seed);
-        let challenge = Challenge { job_id: spec.job_id(), r_c, seed };
+        let challenge = Challenge { job_id: spec.job_id(), r_c, seed: Seed(seed) };
         let vectors = challenge.freivalds_vectors(2, n).unwrap();
         match freivalds::check(a.as_slice(), b.as_slice(), bad.as_slice(), dims, &vectors) {
             Err(FreivaldsError::Mismatch { row: found, .. }) => {
@@ -333,7 +336,7 @@ fn full_mode_every_single_entry_corruption_fails_freivalds_and_yields_a_fraud_pr
     }
     // And the honest C passes with the same kind of vectors.
     let r_c = c_tree(&tiling, &c).unwrap().root();
-    let vectors = Challenge { job_id: spec.job_id(), r_c, seed: [5; 32] }.freivalds_vectors(2, n).unwrap();
+    let vectors = Challenge { job_id: spec.job_id(), r_c, seed: Seed([5; 32]) }.freivalds_vectors(2, n).unwrap();
     freivalds::check(a.as_slice(), b.as_slice(), c.as_slice(), dims, &vectors).unwrap();
     println!(
         "full mode: {} single-entry corruptions of a {m}x{n} C ({} edge/padding-adjacent), {freivalds_rejected} rejected \

@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 
 use matproof_circuits::{PinnedVerifyingKey, TileProvingKey, TileVerifyingKey, development_setup};
 use matproof_protocol::identity::Identity;
+use matproof_protocol::ids::{JobId, MerkleRoot, Seed};
 use matproof_protocol::matrix::{MatrixI8, random_i8};
 use matproof_protocol::opening::TileOpening;
 use matproof_protocol::spec::{JobSpec, Policy, VerificationMode};
@@ -35,7 +36,9 @@ fn setup(samples: u32, corrupt_c: Option<usize>) -> Setup {
     let tiling = Tiling::new(M, K, N, SHAPE).unwrap();
     let a: MatrixI8 = random_i8(M, K, 1).unwrap();
     let b: MatrixI8 = random_i8(K, N, 2).unwrap();
-    let vectors = Challenge { job_id: [0; 32], r_c: [0; 32], seed: [9; 32] }.freivalds_vectors(2, N).unwrap();
+    let vectors = Challenge { job_id: JobId([0; 32]), r_c: MerkleRoot([0; 32]), seed: Seed([9; 32]) }
+        .freivalds_vectors(2, N)
+        .unwrap();
     let mut execution = execute(&CpuBackend::best(), &tiling, &a, &b, &vectors).unwrap();
     if let Some(pos) = corrupt_c {
         // A cheating provider: commits to a C with one wrong entry.
@@ -65,7 +68,7 @@ fn setup(samples: u32, corrupt_c: Option<usize>) -> Setup {
         provider: Identity::from_seed([2; 32]).public_key(),
         nonce: vec![1, 2, 3],
     };
-    let challenge = Challenge { job_id: spec.job_id(), r_c: job.execution.c_tree.root(), seed: [42; 32] };
+    let challenge = Challenge { job_id: spec.job_id(), r_c: job.execution.c_tree.root(), seed: Seed([42; 32]) };
     Setup { spec, job, challenge }
 }
 
@@ -159,7 +162,7 @@ fn a_proof_replayed_from_another_challenge_is_rejected() {
     let s = setup(6, None);
     let honest = respond(&s);
     // Same job, same commitment, another seed: same tiles (all 6 sampled), other σ, ρ.
-    let other = Setup { challenge: Challenge { seed: [43; 32], ..s.challenge }, ..setup(6, None) };
+    let other = Setup { challenge: Challenge { seed: Seed([43; 32]), ..s.challenge }, ..setup(6, None) };
     let replayed = respond(&other);
     let mut mixed = honest.clone();
     let position = mixed.iter().position(|o| o.tile_index == replayed[0].tile_index).unwrap();
@@ -172,12 +175,12 @@ fn the_wrong_key_or_challenge_is_refused() {
     let s = setup(4, None);
     let openings = respond(&s);
     let mut spec = s.spec.clone();
-    spec.vk_hash[0] ^= 1;
+    spec.vk_hash.0[0] ^= 1;
     assert!(matches!(
         check_sampled_tiles(&spec, &s.challenge.r_c, &s.challenge, &openings, &pinned()),
         Err(TileCheckError::WrongKey { .. })
     ));
-    let other_r_c = [7u8; 32];
+    let other_r_c = MerkleRoot([7u8; 32]);
     assert!(matches!(
         check_sampled_tiles(&s.spec, &other_r_c, &s.challenge, &openings, &pinned()),
         Err(TileCheckError::WrongChallenge)

@@ -3,6 +3,8 @@
 
 use matproof_protocol::commit::c_leaf_hashes;
 use matproof_protocol::freivalds::{self, Path as FreivaldsPath};
+use matproof_protocol::ids::JobId;
+use matproof_protocol::ids::{MerkleRoot, Seed};
 use matproof_protocol::matrix::{MatrixI8, MatrixI32, random_i8};
 use matproof_protocol::tiling::{CircuitShape, Tiling};
 use matproof_protocol::transcript::Challenge;
@@ -37,7 +39,9 @@ const SHAPES: &[(usize, usize, usize)] = &[
 ];
 
 fn vectors(rounds: usize, n: usize, seed: u8) -> Vec<Vec<u64>> {
-    Challenge { job_id: [seed; 32], r_c: [1; 32], seed: [2; 32] }.freivalds_vectors(rounds, n).unwrap()
+    Challenge { job_id: JobId([seed; 32]), r_c: MerkleRoot([1; 32]), seed: Seed([2; 32]) }
+        .freivalds_vectors(rounds, n)
+        .unwrap()
 }
 
 #[test]

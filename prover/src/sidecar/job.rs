@@ -6,14 +6,15 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use matproof_circuits::TileProvingKey;
-use matproof_protocol::identity::{Identity, PublicKey, Signature, SignatureError, verify};
+use matproof_protocol::identity::{Identity, PublicKey, Signature, SignatureError};
+use matproof_protocol::ids::{JobId, MerkleRoot, Seed, VkHash};
 use matproof_protocol::limits::MAX_MESSAGE_BYTES;
 use matproof_protocol::matrix::MatrixI8;
-use matproof_protocol::merkle::Digest;
 use matproof_protocol::npy::{NpyError, read_matrix};
-use matproof_protocol::receipt::{
-    PURPOSE_COMMIT, PURPOSE_JOB, PURPOSE_RESPOND, Receipt, ResponseHasher, SignedChallenge, SignedVerdict,
-    job_commitment_bytes, respond_signing_bytes,
+use matproof_protocol::opening::TileOpening;
+use matproof_protocol::receipt::{Receipt, SignedChallenge, SignedVerdict};
+use matproof_protocol::session::{
+    self, ResponseExpectation, ResponseWriter, SessionError, SignedCommit, rows_per_chunk,
 };
 use matproof_protocol::spec::{JobSpec, VerificationMode};
 use matproof_protocol::tiling::CircuitShape;
@@ -23,10 +24,6 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::backend::{Backend, BackendError, execute};
 use crate::respond::{CommittedJob, RespondError};
-
-/// Largest `C` rows message of a full-mode response, in bytes of payload (each `sint32` is
-/// at most 5 bytes on the wire). Whole rows always: a row longer than this goes alone.
-pub const RESPONSE_CHUNK_BYTES: usize = 4 << 20;
 
 /// The longest the sidecar waits for one verifier call (a `Respond` stream included).
 pub const VERIFIER_CALL_TIMEOUT: Duration = Duration::from_secs(300);
@@ -72,21 +69,21 @@ pub enum Progress {
     /// A phase started.
     Started {
         /// The job.
-        job_id: Digest,
+        job_id: JobId,
         /// The phase.
         phase: Phase,
     },
     /// The backend that executes the job (during [`Phase::Execute`]).
     Backend {
         /// The job.
-        job_id: Digest,
+        job_id: JobId,
         /// Its name and why it was chosen, e.g. `cpu/avx2 (no usable GPU: …; using the CPU)`.
         name: String,
     },
     /// A phase ended.
     Finished {
         /// The job.
-        job_id: Digest,
+        job_id: JobId,
         /// The phase.
         phase: Phase,
         /// How long it took.
@@ -99,7 +96,7 @@ pub enum Progress {
 /// The proving keys a provider has loaded, found by the verifying-key hash a spec pins.
 #[derive(Clone, Default)]
 pub struct ProvingKeys {
-    by_vk_hash: HashMap<Digest, Arc<TileProvingKey>>,
+    by_vk_hash: HashMap<VkHash, Arc<TileProvingKey>>,
 }
 
 impl std::fmt::Debug for ProvingKeys {
@@ -116,7 +113,7 @@ impl ProvingKeys {
     }
 
     /// The key for this shape and verifying-key hash, if loaded.
-    pub fn get(&self, shape: CircuitShape, vk_hash: &Digest) -> Option<Arc<TileProvingKey>> {
+    pub fn get(&self, shape: CircuitShape, vk_hash: &VkHash) -> Option<Arc<TileProvingKey>> {
         self.by_vk_hash.get(vk_hash).filter(|k| k.shape == shape).cloned()
     }
 
@@ -131,7 +128,7 @@ impl ProvingKeys {
     }
 
     /// The loaded shapes with their verifying-key hashes.
-    pub fn shapes(&self) -> Vec<(CircuitShape, Digest)> {
+    pub fn shapes(&self) -> Vec<(CircuitShape, VkHash)> {
         let mut out: Vec<_> = self.by_vk_hash.iter().map(|(h, k)| (k.shape, *h)).collect();
         out.sort_by_key(|(s, h)| (s.tm, s.tn, s.kc, *h));
         out
@@ -148,7 +145,14 @@ pub enum SidecarError {
     /// The consumer's signature over the spec does not verify (UNAUTHENTICATED, as the
     /// verifier node answers it).
     #[error("consumer_signature: {0}")]
-    ConsumerSignature(SignatureError),
+    ConsumerSignature(#[source] SignatureError),
+    /// The submission breaks a session rule (INVALID_ARGUMENT).
+    #[error("submission: {source}")]
+    BadSubmission {
+        /// Which rule.
+        #[source]
+        source: SessionError,
+    },
     /// The data does not match the spec's commitment (INVALID_ARGUMENT): accepting could
     /// get honest proofs rejected and the provider's stake slashed.
     #[error("invalid field {field}: the data does not match spec.{commitment} (computed {computed}): refusing the job")]
@@ -157,15 +161,11 @@ pub enum SidecarError {
         field: &'static str,
         /// `r_a` or `r_b`.
         commitment: &'static str,
-        /// The root computed from the data, hex.
-        computed: String,
+        /// The root computed from the data.
+        computed: MerkleRoot,
     },
     /// The challenge is signed by another verifier than the pinned one.
-    #[error(
-        "the challenge is signed by verifier {}, not the pinned verifier {}: refusing to prove",
-        hex::encode(signed_by.0),
-        hex::encode(pinned.0)
-    )]
+    #[error("the challenge is signed by verifier {}, not the pinned verifier {}: refusing to prove", signed_by, pinned)]
     UntrustedVerifier {
         /// The key this sidecar was configured with.
         pinned: PublicKey,
@@ -185,8 +185,8 @@ pub enum SidecarError {
     UnknownKey {
         /// The spec's circuit shape.
         shape: CircuitShape,
-        /// The spec's verifying-key hash, hex.
-        vk_hash: String,
+        /// The spec's verifying-key hash.
+        vk_hash: VkHash,
     },
     /// The job's deadline has passed (INVALID_ARGUMENT, as the verifier node answers it).
     #[error("invalid field spec.deadline_unix_ms: {deadline_unix_ms} is in the past")]
@@ -224,22 +224,67 @@ pub enum SidecarError {
         status: tonic::Status,
     },
     /// The verifier's answer does not check (INTERNAL; the job is abandoned).
-    #[error("the verifier's {what} does not check: {reason}")]
+    #[error("the verifier's {what} does not check: {source}")]
     BadVerifierAnswer {
         /// Which answer.
         what: &'static str,
         /// Why.
-        reason: String,
+        #[source]
+        source: SessionError,
     },
     /// The OS random number generator failed (INTERNAL).
-    #[error("OS random number generator: {0}")]
-    Rng(String),
+    #[error("OS random number generator: {source}")]
+    Rng {
+        /// Why.
+        #[source]
+        source: getrandom::Error,
+    },
+    /// The self-check's vectors could not be derived (INTERNAL; never for a valid spec).
+    #[error("self-check vectors: {source}")]
+    SelfCheckVectors {
+        /// Why.
+        #[source]
+        source: matproof_protocol::transcript::TranscriptError,
+    },
     /// A worker task died (INTERNAL).
-    #[error("worker task: {0}")]
-    Worker(String),
-    /// A configuration or start-up problem.
-    #[error("sidecar set-up: {0}")]
-    Setup(String),
+    #[error("worker task: {reason}")]
+    Worker {
+        /// The join error, for people.
+        reason: String,
+    },
+    /// The listener could not be bound (a start-up problem).
+    #[error("sidecar set-up: binding {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration cannot run (a start-up problem).
+    #[error("sidecar set-up: {field}: {reason}")]
+    Config {
+        /// The configuration field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The verifier URL does not parse (a start-up problem).
+    #[error("sidecar set-up: verifier URL {url:?}: {source}")]
+    VerifierUrl {
+        /// The URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The server ended with an error.
+    #[error("sidecar server: {source}")]
+    Server {
+        /// Why.
+        #[source]
+        source: tonic::transport::Error,
+    },
 }
 
 impl SidecarError {
@@ -247,9 +292,10 @@ impl SidecarError {
     pub fn code(&self) -> tonic::Code {
         use tonic::Code;
         match self {
-            SidecarError::Invalid(_) | SidecarError::CommitmentMismatch { .. } | SidecarError::Expired { .. } => {
-                Code::InvalidArgument
-            }
+            SidecarError::Invalid(_)
+            | SidecarError::BadSubmission { .. }
+            | SidecarError::CommitmentMismatch { .. }
+            | SidecarError::Expired { .. } => Code::InvalidArgument,
             SidecarError::ConsumerSignature(_) => Code::Unauthenticated,
             SidecarError::WrongProvider { .. }
             | SidecarError::UnknownKey { .. }
@@ -260,9 +306,13 @@ impl SidecarError {
             SidecarError::Backend(_)
             | SidecarError::Respond(_)
             | SidecarError::BadVerifierAnswer { .. }
-            | SidecarError::Rng(_)
-            | SidecarError::Worker(_)
-            | SidecarError::Setup(_) => Code::Internal,
+            | SidecarError::Rng { .. }
+            | SidecarError::SelfCheckVectors { .. }
+            | SidecarError::Worker { .. }
+            | SidecarError::Bind { .. }
+            | SidecarError::Config { .. }
+            | SidecarError::VerifierUrl { .. }
+            | SidecarError::Server { .. } => Code::Internal,
         }
     }
 }
@@ -277,9 +327,9 @@ impl From<SidecarError> for tonic::Status {
 #[derive(Debug, Clone)]
 pub struct JobOutcome {
     /// The job.
-    pub job_id: Digest,
+    pub job_id: JobId,
     /// The commitment to `C`.
-    pub r_c: Digest,
+    pub r_c: MerkleRoot,
     /// The verifier's verdict (signature checked).
     pub verdict: SignedVerdict,
     /// The receipt, validated field by field and matched to the job.
@@ -336,11 +386,13 @@ pub fn check_submission(
     if spec.provider != identity.public_key() {
         return Err(SidecarError::WrongProvider { named: spec.provider, ours: identity.public_key() });
     }
-    verify(&spec.consumer, PURPOSE_JOB, &spec.canonical_bytes(), consumer_signature)
-        .map_err(SidecarError::ConsumerSignature)?;
+    session::verify_spec_signature(spec, consumer_signature).map_err(|e| match e {
+        SessionError::Signature { source, .. } => SidecarError::ConsumerSignature(source),
+        other => SidecarError::BadSubmission { source: other },
+    })?;
     let key = keys
         .get(spec.shape, &spec.vk_hash)
-        .ok_or_else(|| SidecarError::UnknownKey { shape: spec.shape, vk_hash: hex::encode(spec.vk_hash) })?;
+        .ok_or_else(|| SidecarError::UnknownKey { shape: spec.shape, vk_hash: spec.vk_hash })?;
     if spec.policy.deadline_unix_ms <= now_unix_ms() {
         return Err(SidecarError::Expired { deadline_unix_ms: spec.policy.deadline_unix_ms });
     }
@@ -370,7 +422,7 @@ pub async fn connect_verifier(url: &str) -> Result<pb::verifier_client::Verifier
 }
 
 struct Clock<'a> {
-    job_id: Digest,
+    job_id: JobId,
     progress: &'a (dyn Fn(&Progress) + Send + Sync),
     timings: Vec<(Phase, Duration)>,
     current: Option<(Phase, Instant)>,
@@ -392,43 +444,48 @@ impl Clock<'_> {
 }
 
 fn worker_error(e: tokio::task::JoinError) -> SidecarError {
-    SidecarError::Worker(e.to_string())
+    SidecarError::Worker { reason: e.to_string() }
 }
 
-fn bad_answer(what: &'static str, reason: impl Into<String>) -> SidecarError {
-    SidecarError::BadVerifierAnswer { what, reason: reason.into() }
+fn bad_answer(what: &'static str, source: SessionError) -> SidecarError {
+    SidecarError::BadVerifierAnswer { what, source }
 }
 
-/// The response stream: full mode, all of `C` in whole-row chunks of at most
-/// [`RESPONSE_CHUNK_BYTES`]; then the openings in sample order; then the signed end.
-fn response_messages(
+/// Chunks buffered between the thread that writes (and hashes) the response and the
+/// stream that sends it: bounds the memory a response holds beyond `C` itself.
+const RESPONSE_QUEUE_CHUNKS: usize = 4;
+
+/// The response stream, written on a blocking thread through the session's
+/// [`ResponseWriter`] (full mode: all of `C` in whole-row chunks of at most
+/// [`RESPONSE_CHUNK_BYTES`]; then the openings in sample order; then the signed end) and
+/// sent as it is written.
+fn response_stream(
     job: Arc<CommittedJob>,
-    mode: VerificationMode,
-    job_id: Digest,
-    openings: Vec<pb::TileOpening>,
-    end: pb::ResponseEnd,
-) -> impl Iterator<Item = pb::RespondChunk> + Send + 'static {
-    use pb::respond_chunk::Part;
-    let (m, n) = (job.execution.c.rows(), job.execution.c.cols());
-    let rows_per_chunk = (RESPONSE_CHUNK_BYTES / (5 * n.max(1))).max(1);
-    let rows = if mode == VerificationMode::Full { m } else { 0 };
-    let id = job_id.to_vec();
-    let id2 = id.clone();
-    let id3 = id.clone();
-    (0..rows)
-        .step_by(rows_per_chunk)
-        .map(move |first| {
-            let last = (first + rows_per_chunk).min(m);
-            let values = job.execution.c.as_slice()[first * n..last * n].to_vec();
-            pb::RespondChunk {
-                job_id: id.clone(),
-                part: Some(Part::CRows(pb::CRows { first_row: first as u64, values })),
+    spec: &JobSpec,
+    r_c: MerkleRoot,
+    openings: Vec<TileOpening>,
+    identity: Identity,
+) -> tokio_stream::wrappers::ReceiverStream<pb::RespondChunk> {
+    let expect = ResponseExpectation::for_job(spec, r_c);
+    let (tx, rx) = tokio::sync::mpsc::channel(RESPONSE_QUEUE_CHUNKS);
+    tokio::task::spawn_blocking(move || {
+        let mut writer = ResponseWriter::new(expect);
+        let c = job.execution.c.as_slice();
+        if expect.c_rows > 0 {
+            for rows in c.chunks(rows_per_chunk(expect.row_len) * expect.row_len.max(1)) {
+                if tx.blocking_send(writer.rows(rows)).is_err() {
+                    return; // the call ended: nothing more to send
+                }
             }
-        })
-        .chain(
-            openings.into_iter().map(move |o| pb::RespondChunk { job_id: id2.clone(), part: Some(Part::Opening(o)) }),
-        )
-        .chain(std::iter::once(pb::RespondChunk { job_id: id3, part: Some(Part::End(end)) }))
+        }
+        for opening in &openings {
+            if tx.blocking_send(writer.opening(opening)).is_err() {
+                return;
+            }
+        }
+        let _ = tx.blocking_send(writer.end(&identity));
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
 /// The verifier node a job runs against.
@@ -441,87 +498,53 @@ pub struct VerifierTarget {
     pub pinned_key: Option<PublicKey>,
 }
 
-/// Runs one job as the provider `identity` against the verifier `verifier`: checks
-/// the submission ([`check_submission`]), executes on the best backend with a CSPRNG
-/// Freivalds self-check, recomputes `R_A`, `R_B` and refuses a mismatch, commits `R_C`,
-/// checks the signed challenge, proves the sampled tiles in parallel, streams the response,
-/// checks the signed verdict and fetches the receipt. Nothing reaches the verifier before
-/// every local check has passed. The job must already be open on the verifier.
-///
-/// `progress` is called from the calling task at the start and end of each [`Phase`].
-#[allow(clippy::too_many_arguments)]
-pub async fn run_job(
-    verifier: &VerifierTarget,
-    identity: &Identity,
-    keys: &ProvingKeys,
-    spec: JobSpec,
-    consumer_signature: Signature,
-    a: MatrixI8,
-    b: MatrixI8,
-    progress: &(dyn Fn(&Progress) + Send + Sync),
-) -> Result<JobOutcome, SidecarError> {
+/// One job for [`run_job`]: who runs it, against which verifier, and the consumer's
+/// submission.
+pub struct RunJob<'a> {
+    /// The verifier node.
+    pub verifier: &'a VerifierTarget,
+    /// The provider: jobs must name its key; it signs the commitment and the response.
+    pub identity: &'a Identity,
+    /// The proving keys it holds.
+    pub keys: &'a ProvingKeys,
+    /// The consumer's spec.
+    pub spec: JobSpec,
+    /// The consumer's signature over it.
+    pub consumer_signature: Signature,
+    /// `A`.
+    pub a: MatrixI8,
+    /// `B`.
+    pub b: MatrixI8,
+    /// Called from the calling task at the start and end of each [`Phase`].
+    pub progress: &'a (dyn Fn(&Progress) + Send + Sync),
+}
+
+/// Runs one job as the provider against its verifier: checks the submission
+/// ([`check_submission`]), executes on the best backend with a CSPRNG Freivalds
+/// self-check, recomputes `R_A`, `R_B` and refuses a mismatch, commits `R_C`, checks the
+/// signed challenge, proves the sampled tiles in parallel, streams the response, checks the
+/// signed verdict and fetches the receipt. Nothing reaches the verifier before every local
+/// check has passed. The job must already be open on the verifier.
+pub async fn run_job(job: RunJob<'_>) -> Result<JobOutcome, SidecarError> {
+    let RunJob { verifier, identity, keys, spec, consumer_signature, a, b, progress } = job;
     let job_id = spec.job_id();
     let mut clock = Clock { job_id, progress, timings: Vec::new(), current: None };
 
     clock.start(Phase::Check);
     let key = check_submission(identity, keys, &spec, &consumer_signature, &a, &b)?;
-    let tiling = spec.tiling().map_err(|e| WireError { field: "spec".into(), reason: e.to_string() })?;
     clock.finish("consumer signature, provider key, proving key, deadline, input shapes".into());
 
     clock.start(Phase::Execute);
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| SidecarError::Rng(e.to_string()))?;
-    let vectors = Challenge { job_id: [0; 32], r_c: [0; 32], seed }
-        .freivalds_vectors(SELF_CHECK_ROUNDS, tiling.n)
-        .map_err(|e| SidecarError::Rng(e.to_string()))?;
-    let (backend, backend_line) = tokio::task::spawn_blocking(best_backend).await.map_err(worker_error)?;
-    let backend_name = backend.name();
-    (clock.progress)(&Progress::Backend { job_id, name: backend_line.to_string() });
-    let job = tokio::task::spawn_blocking(move || -> Result<_, SidecarError> {
-        let execution = execute(backend.as_ref(), &tiling, &a, &b, &vectors)?;
-        Ok(CommittedJob::new(tiling, a, b, execution)?)
-    })
-    .await
-    .map_err(worker_error)??;
-    for (field, commitment, root, expected) in
-        [("a_npy", "r_a", job.a_tree.root(), spec.r_a), ("b_npy", "r_b", job.b_tree.root(), spec.r_b)]
-    {
-        if root != expected {
-            return Err(SidecarError::CommitmentMismatch { field, commitment, computed: hex::encode(root) });
-        }
-    }
-    let job = Arc::new(job);
-    let r_c = job.execution.c_tree.root();
-    clock.finish(format!(
-        "{backend_name}: C computed, self-checked ({SELF_CHECK_ROUNDS} Freivalds rounds), R_A and R_B match, R_C {}",
-        hex::encode(r_c)
-    ));
+    let (committed, backend_line) = execute_job(&spec, a, b, &mut clock).await?;
+    let r_c = committed.execution.c_tree.root();
 
     clock.start(Phase::Commit);
     let mut client = connect_verifier(&verifier.url).await?;
-    let commit = pb::CommitRequest {
-        job_id: job_id.to_vec(),
-        r_c: r_c.to_vec(),
-        provider_signature: identity.sign(PURPOSE_COMMIT, &job_commitment_bytes(&job_id, &r_c)).0.to_vec(),
-    };
-    let challenge_wire =
-        client.commit(commit).await.map_err(|status| SidecarError::Verifier { call: "Commit", status })?.into_inner();
-    let challenge = SignedChallenge::try_from(&challenge_wire).map_err(|e| bad_answer("challenge", e.to_string()))?;
-    challenge.verify().map_err(|e| bad_answer("challenge", e.to_string()))?;
-    if challenge.challenge.job_id != job_id || challenge.challenge.r_c != r_c {
-        return Err(bad_answer("challenge", "it is for another job or commitment"));
-    }
-    if let Some(pinned) = verifier.pinned_key
-        && challenge.verifier_key != pinned
-    {
-        return Err(SidecarError::UntrustedVerifier { pinned, signed_by: challenge.verifier_key });
-    }
-    clock.finish(format!("challenge signed by verifier {}", hex::encode(challenge.verifier_key.0)));
+    let challenge = commit(&mut client, verifier, identity, job_id, r_c).await?;
+    clock.finish(format!("challenge signed by verifier {}", challenge.verifier_key));
 
     clock.start(Phase::Prove);
-    let samples = spec.policy.samples as usize;
-    let proving_job = Arc::clone(&job);
-    let values = challenge.challenge;
+    let (samples, values, proving_job) = (spec.policy.samples as usize, challenge.challenge, Arc::clone(&committed));
     let openings = tokio::task::spawn_blocking(move || {
         proving_job.respond(&key, &values, samples, rayon::current_num_threads().max(1))
     })
@@ -530,59 +553,18 @@ pub async fn run_job(
     clock.finish(format!("{} sampled tiles opened and proven (Groth16)", openings.len()));
 
     clock.start(Phase::Respond);
-    // The end signature covers the whole response (DESIGN §4, docs/formats.md), so it
-    // cannot be replayed under other contents.
-    let full = spec.policy.mode == VerificationMode::Full;
-    // Hashing all of C is CPU work: off the async threads.
-    let (hashed_job, openings) = (Arc::clone(&job), Arc::new(openings));
-    let hashed_openings = Arc::clone(&openings);
-    let response_digest = tokio::task::spawn_blocking(move || {
-        let c = hashed_job.execution.c.as_slice();
-        let c_values = if full { c.len() as u64 } else { 0 };
-        let mut hasher = ResponseHasher::new(&job_id, &r_c, c_values, hashed_openings.len() as u64);
-        if full {
-            hasher.rows(c);
-        }
-        for opening in hashed_openings.iter() {
-            hasher.opening(opening);
-        }
-        hasher.finish()
-    })
-    .await
-    .map_err(worker_error)?;
-    let signed = respond_signing_bytes(&job_id, &r_c, &response_digest);
-    let end = pb::ResponseEnd { provider_signature: identity.sign(PURPOSE_RESPOND, &signed).0.to_vec() };
-    let openings_wire = openings.iter().map(pb::TileOpening::from).collect();
-    let messages = response_messages(Arc::clone(&job), spec.policy.mode, job_id, openings_wire, end);
-    let verdict_wire = client
-        .respond(tokio_stream::iter(messages))
-        .await
-        .map_err(|status| SidecarError::Verifier { call: "Respond", status })?
-        .into_inner();
-    let verdict = SignedVerdict::try_from(&verdict_wire).map_err(|e| bad_answer("verdict", e.to_string()))?;
-    verdict.verify().map_err(|e| bad_answer("verdict", e.to_string()))?;
-    if verdict.job_id != job_id || verdict.r_c != r_c {
-        return Err(bad_answer("verdict", "it is for another job or commitment"));
-    }
-    if verdict.verifier_key != challenge.verifier_key {
-        return Err(bad_answer("verdict", "signed by another verifier than the challenge"));
-    }
+    let stream = response_stream(committed, &spec, r_c, openings, Identity::from_seed(identity.seed()));
+    let verdict_wire =
+        client.respond(stream).await.map_err(|status| SidecarError::Verifier { call: "Respond", status })?.into_inner();
+    let verdict = session::read_verdict(&verdict_wire, &job_id, &r_c, &challenge.verifier_key)
+        .map_err(|e| bad_answer("verdict", e))?;
     let streamed =
         if spec.policy.mode == VerificationMode::Full { "all of C, then the openings" } else { "the openings" };
     clock.finish(format!("streamed {streamed}; verdict: {} ({})", verdict.verdict.as_str(), verdict.reason));
 
     clock.start(Phase::Receipt);
-    let receipt_wire = client
-        .get_receipt(pb::GetReceiptRequest { job_id: job_id.to_vec() })
-        .await
-        .map_err(|status| SidecarError::Verifier { call: "GetReceipt", status })?
-        .into_inner();
-    let receipt = Receipt::try_from(&receipt_wire).map_err(|e| bad_answer("receipt", e.to_string()))?;
-    if receipt.spec != spec || receipt.r_c != r_c {
-        return Err(bad_answer("receipt", "it is for another job or commitment"));
-    }
+    let (receipt, receipt_wire) = fetch_receipt(&mut client, &spec, r_c).await?;
     clock.finish(format!("{} verdict(s), {} openings", receipt.verdicts.len(), receipt.openings.len()));
-
     Ok(JobOutcome {
         job_id,
         r_c,
@@ -594,32 +576,143 @@ pub async fn run_job(
     })
 }
 
+/// [`Phase::Execute`]: GEMM and self-check on the best backend, the trees of `A`, `B`, `C`;
+/// `R_A`, `R_B` must be the spec's.
+async fn execute_job(
+    spec: &JobSpec,
+    a: MatrixI8,
+    b: MatrixI8,
+    clock: &mut Clock<'_>,
+) -> Result<(Arc<CommittedJob>, &'static str), SidecarError> {
+    let tiling = spec.tiling().map_err(|e| WireError { field: "spec".into(), reason: e.to_string() })?;
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|source| SidecarError::Rng { source })?;
+    let vectors = Challenge { job_id: JobId([0; 32]), r_c: MerkleRoot([0; 32]), seed: Seed(seed) }
+        .freivalds_vectors(SELF_CHECK_ROUNDS, tiling.n)
+        .map_err(|source| SidecarError::SelfCheckVectors { source })?;
+    let (backend, backend_line) = tokio::task::spawn_blocking(best_backend).await.map_err(worker_error)?;
+    let backend_name = backend.name();
+    (clock.progress)(&Progress::Backend { job_id: clock.job_id, name: backend_line.to_string() });
+    let job = tokio::task::spawn_blocking(move || -> Result<_, SidecarError> {
+        let execution = execute(backend.as_ref(), &tiling, &a, &b, &vectors)?;
+        Ok(CommittedJob::new(tiling, a, b, execution)?)
+    })
+    .await
+    .map_err(worker_error)??;
+    for (field, commitment, root, expected) in
+        [("a_npy", "r_a", job.a_tree.root(), spec.r_a), ("b_npy", "r_b", job.b_tree.root(), spec.r_b)]
+    {
+        if root != expected {
+            return Err(SidecarError::CommitmentMismatch { field, commitment, computed: root });
+        }
+    }
+    let r_c = job.execution.c_tree.root();
+    clock.finish(format!(
+        "{backend_name}: C computed, self-checked ({SELF_CHECK_ROUNDS} Freivalds rounds), R_A and R_B match, R_C {r_c}"
+    ));
+    Ok((Arc::new(job), backend_line))
+}
+
+/// [`Phase::Commit`]: the signed commitment out, the signed challenge back (for this job
+/// and `R_C`, from the pinned verifier when one is set).
+async fn commit(
+    client: &mut pb::verifier_client::VerifierClient<Channel>,
+    verifier: &VerifierTarget,
+    identity: &Identity,
+    job_id: JobId,
+    r_c: MerkleRoot,
+) -> Result<SignedChallenge, SidecarError> {
+    let request = pb::CommitRequest::from(&SignedCommit::sign(job_id, r_c, identity));
+    let wire = client.commit(request).await.map_err(|status| SidecarError::Verifier { call: "Commit", status })?;
+    let challenge =
+        session::read_challenge(&wire.into_inner(), &job_id, &r_c).map_err(|e| bad_answer("challenge", e))?;
+    if let Some(pinned) = verifier.pinned_key
+        && challenge.verifier_key != pinned
+    {
+        return Err(SidecarError::UntrustedVerifier { pinned, signed_by: challenge.verifier_key });
+    }
+    Ok(challenge)
+}
+
+/// [`Phase::Receipt`]: the receipt, validated field by field and matched to the job.
+async fn fetch_receipt(
+    client: &mut pb::verifier_client::VerifierClient<Channel>,
+    spec: &JobSpec,
+    r_c: MerkleRoot,
+) -> Result<(Receipt, pb::Receipt), SidecarError> {
+    let receipt_wire = client
+        .get_receipt(pb::GetReceiptRequest { job_id: spec.job_id().to_vec() })
+        .await
+        .map_err(|status| SidecarError::Verifier { call: "GetReceipt", status })?
+        .into_inner();
+    let receipt = Receipt::try_from(&receipt_wire).map_err(|e| bad_answer("receipt", e.into()))?;
+    if receipt.spec != *spec || receipt.r_c != r_c {
+        return Err(bad_answer(
+            "receipt",
+            SessionError::Mismatch { what: "receipt", reason: "is for another job or commitment" },
+        ));
+    }
+    Ok((receipt, receipt_wire))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::backend::CpuBackend;
     use matproof_protocol::commit::{a_digests, digest_tree};
     use matproof_protocol::matrix::random_i8;
+    use matproof_protocol::session::RESPONSE_CHUNK_BYTES;
     use matproof_protocol::tiling::Tiling;
+    use tokio_stream::StreamExt;
 
-    #[test]
-    fn full_mode_chunks_cover_c_in_whole_rows_within_the_bound() {
+    fn spec_for(m: usize, k: usize, n: usize, shape: CircuitShape) -> JobSpec {
+        use matproof_protocol::spec::Policy;
+        JobSpec {
+            m: m as u64,
+            k: k as u64,
+            n: n as u64,
+            shape,
+            r_a: MerkleRoot([1; 32]),
+            r_b: MerkleRoot([2; 32]),
+            vk_hash: VkHash([3; 32]),
+            policy: Policy {
+                mode: VerificationMode::Full,
+                samples: 0,
+                freivalds_rounds: 2,
+                quorum: 1,
+                target_fraud_ppm: 0,
+                deadline_unix_ms: 0,
+            },
+            price: 0,
+            slash_amount: 0,
+            consumer: PublicKey([5; 32]),
+            provider: PublicKey([6; 32]),
+            nonce: vec![7],
+        }
+    }
+
+    #[tokio::test]
+    async fn full_mode_chunks_cover_c_in_whole_rows_within_the_bound() {
         let shape = CircuitShape { tm: 2, tn: 2, kc: 4 };
         let (m, k, n) = (7, 4, 5);
         let tiling = Tiling::new(m, k, n, shape).unwrap();
         let a = random_i8(m, k, 1).unwrap();
         let b = random_i8(k, n, 2).unwrap();
-        let vectors = Challenge { job_id: [0; 32], r_c: [0; 32], seed: [1; 32] }.freivalds_vectors(1, n).unwrap();
+        let challenge = Challenge { job_id: JobId([0; 32]), r_c: MerkleRoot([0; 32]), seed: Seed([1; 32]) };
+        let vectors = challenge.freivalds_vectors(1, n).unwrap();
         let execution = execute(&CpuBackend::best(), &tiling, &a, &b, &vectors).unwrap();
         let c = execution.c.clone();
         let job = Arc::new(CommittedJob::new(tiling, a.clone(), b, execution).unwrap());
         assert_eq!(job.a_tree.root(), digest_tree(&a_digests(&tiling, &a).unwrap()).root());
-        let end = pb::ResponseEnd { provider_signature: vec![0; 64] };
+        let provider = Identity::from_seed([4; 32]);
+        let mut spec = spec_for(m, k, n, shape);
+        spec.provider = provider.public_key();
+        let r_c = job.execution.c_tree.root();
         let messages: Vec<_> =
-            response_messages(Arc::clone(&job), VerificationMode::Full, [3; 32], vec![], end.clone()).collect();
+            response_stream(Arc::clone(&job), &spec, r_c, vec![], Identity::from_seed([4; 32])).collect().await;
         let mut rows = Vec::new();
         for message in &messages[..messages.len() - 1] {
-            assert_eq!(message.job_id, vec![3; 32]);
+            assert_eq!(message.job_id, spec.job_id().to_vec());
             let Some(pb::respond_chunk::Part::CRows(chunk)) = &message.part else { panic!("expected rows") };
             assert_eq!(chunk.first_row as usize * n, rows.len());
             assert_eq!(chunk.values.len() % n, 0);
@@ -628,7 +721,14 @@ mod tests {
         }
         assert_eq!(rows, c.as_slice());
         assert!(matches!(messages.last().unwrap().part, Some(pb::respond_chunk::Part::End(_))));
-        let succinct: Vec<_> = response_messages(job, VerificationMode::Succinct, [3; 32], vec![], end).collect();
+        // What the sidecar streams, the session's reader authenticates.
+        let mut reader = session::ResponseReader::new(ResponseExpectation::for_job(&spec, r_c));
+        for message in messages {
+            reader.push(message).unwrap();
+        }
+        assert_eq!(reader.finish().unwrap().c_rows.unwrap(), c.as_slice());
+        spec.policy.mode = VerificationMode::Succinct;
+        let succinct: Vec<_> = response_stream(job, &spec, r_c, vec![], provider).collect().await;
         assert_eq!(succinct.len(), 1);
     }
 

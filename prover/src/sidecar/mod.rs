@@ -18,19 +18,18 @@
 mod job;
 
 pub use job::{
-    JobOutcome, Phase, Progress, ProvingKeys, RESPONSE_CHUNK_BYTES, SELF_CHECK_ROUNDS, SidecarError,
-    VERIFIER_CALL_TIMEOUT, VerifierTarget, check_submission, connect_verifier, parse_npy_i8, run_job,
+    JobOutcome, Phase, Progress, ProvingKeys, RunJob, SELF_CHECK_ROUNDS, SidecarError, VERIFIER_CALL_TIMEOUT,
+    VerifierTarget, check_submission, connect_verifier, parse_npy_i8, run_job,
 };
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use matproof_circuits::TileProvingKey;
-use matproof_protocol::identity::Signature;
 use matproof_protocol::identity::{Identity, PublicKey};
 use matproof_protocol::limits::MAX_MESSAGE_BYTES;
-use matproof_protocol::spec::JobSpec;
-use matproof_protocol::wire::{WireError, pb};
+use matproof_protocol::session;
+use matproof_protocol::wire::pb;
 use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
@@ -107,13 +106,13 @@ impl SidecarService {
     /// The service for `config` (its `listen` is not used: see [`start`]).
     pub fn new(config: SidecarConfig) -> Result<Self, SidecarError> {
         if config.max_jobs_in_flight == 0 {
-            return Err(SidecarError::Setup("max_jobs_in_flight must be at least 1".into()));
+            return Err(SidecarError::Config { field: "max_jobs_in_flight", reason: "must be at least 1" });
         }
         if config.proving_keys.is_empty() {
-            return Err(SidecarError::Setup("no proving key loaded".into()));
+            return Err(SidecarError::Config { field: "proving_keys", reason: "no proving key loaded" });
         }
         tonic::transport::Endpoint::from_shared(config.verifier_url.clone())
-            .map_err(|e| SidecarError::Setup(format!("verifier URL {:?}: {e}", config.verifier_url)))?;
+            .map_err(|source| SidecarError::VerifierUrl { url: config.verifier_url.clone(), source })?;
         Ok(Self {
             inner: Arc::new(Inner {
                 verifier: VerifierTarget { url: config.verifier_url, pinned_key: config.verifier_key },
@@ -142,28 +141,30 @@ impl SidecarService {
         let _permit = Arc::clone(&inner.permits)
             .try_acquire_owned()
             .map_err(|_| SidecarError::Busy { max: inner.max_jobs_in_flight })?;
-        let spec_wire =
-            request.spec.as_ref().ok_or_else(|| WireError { field: "spec".into(), reason: "missing".into() })?;
-        let spec = JobSpec::try_from(spec_wire)
-            .map_err(|e| WireError { field: format!("spec.{}", e.field), reason: e.reason })?;
-        let signature: [u8; 64] = request.consumer_signature.as_slice().try_into().map_err(|_| WireError {
-            field: "consumer_signature".into(),
-            reason: format!("{} bytes, expected 64", request.consumer_signature.len()),
-        })?;
+        let (spec, consumer_signature) = session::read_signed_spec(request.spec.as_ref(), &request.consumer_signature)?;
         let (a_npy, b_npy) = (request.a_npy, request.b_npy);
         let (a, b) = tokio::task::spawn_blocking(move || {
             Ok::<_, SidecarError>((parse_npy_i8("a_npy", &a_npy)?, parse_npy_i8("b_npy", &b_npy)?))
         })
         .await
-        .map_err(|e| SidecarError::Worker(e.to_string()))??;
+        .map_err(|e| SidecarError::Worker { reason: e.to_string() })??;
         let observer = inner.observer.clone();
         let progress = move |p: &Progress| {
             if let Some(observer) = &observer {
                 observer(p);
             }
         };
-        let outcome =
-            run_job(&inner.verifier, &inner.identity, &inner.keys, spec, Signature(signature), a, b, &progress).await?;
+        let outcome = run_job(RunJob {
+            verifier: &inner.verifier,
+            identity: &inner.identity,
+            keys: &inner.keys,
+            spec,
+            consumer_signature,
+            a,
+            b,
+            progress: &progress,
+        })
+        .await?;
         Ok(pb::SubmitJobResponse { job_id: outcome.job_id.to_vec(), receipt: Some(outcome.receipt_wire) })
     }
 }
@@ -210,8 +211,8 @@ impl RunningSidecar {
         }
         (&mut self.task)
             .await
-            .map_err(|e| SidecarError::Worker(e.to_string()))?
-            .map_err(|e| SidecarError::Setup(format!("server: {e}")))
+            .map_err(|e| SidecarError::Worker { reason: e.to_string() })?
+            .map_err(|source| SidecarError::Server { source })
     }
 }
 
@@ -229,10 +230,9 @@ pub async fn start(config: SidecarConfig) -> Result<RunningSidecar, SidecarError
     let listen = config.listen;
     let service = SidecarService::new(config)?;
     let public_key = service.public_key();
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| SidecarError::Setup(format!("binding {listen}: {e}")))?;
-    let addr = listener.local_addr().map_err(|e| SidecarError::Setup(format!("local address: {e}")))?;
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.map_err(|source| SidecarError::Bind { addr: listen, source })?;
+    let addr = listener.local_addr().map_err(|source| SidecarError::Bind { addr: listen, source })?;
     let (stop, stopped) = oneshot::channel::<()>();
     let server = pb::prover_sidecar_server::ProverSidecarServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)

@@ -1,5 +1,6 @@
 //! The ledger's error type.
 
+use matproof_protocol::ids::JobId;
 use matproof_protocol::receipt::Verdict;
 
 use super::{Operation, TransferState, verdict_name};
@@ -21,19 +22,19 @@ pub enum LedgerError {
     },
     /// The operation was already applied to this job with a different body (other amount,
     /// other parties, other verdict).
-    #[error("idempotency conflict: {operation} for job {job_id_hex} was already applied with a different body")]
+    #[error("idempotency conflict: {operation} for job {job_id} was already applied with a different body")]
     IdempotencyConflict {
-        /// The job, hex-encoded.
-        job_id_hex: String,
+        /// The job.
+        job_id: JobId,
         /// The operation kind.
         operation: Operation,
     },
     /// The job's transfer is not in a state the operation can move it from (posting a voided
     /// job, voiding a posted one, approving a voided one, slashing a posted one).
-    #[error("invalid transition for job {job_id_hex}: {from} -> {to}")]
+    #[error("invalid transition for job {job_id}: {from} -> {to}")]
     InvalidTransition {
-        /// The job, hex-encoded.
-        job_id_hex: String,
+        /// The job.
+        job_id: JobId,
         /// The transfer's current state.
         from: TransferState,
         /// The state the operation would move it to.
@@ -41,20 +42,20 @@ pub enum LedgerError {
     },
     /// The job's recorded verdict forbids the operation (posting a rejected job, voiding or
     /// slashing an approved one).
-    #[error("job {job_id_hex} has verdict {}, which forbids {operation}", verdict_name(*.verdict))]
+    #[error("job {job_id} has verdict {}, which forbids {operation}", verdict_name(*.verdict))]
     VerdictConflict {
-        /// The job, hex-encoded.
-        job_id_hex: String,
+        /// The job.
+        job_id: JobId,
         /// The recorded verdict.
         verdict: Verdict,
         /// The refused operation.
         operation: Operation,
     },
     /// No transfer was opened for this job.
-    #[error("unknown job {job_id_hex}")]
+    #[error("unknown job {job_id}")]
     UnknownJob {
-        /// The job, hex-encoded.
-        job_id_hex: String,
+        /// The job.
+        job_id: JobId,
     },
     /// An account id is malformed or reserved.
     #[error("invalid account id {account:?}: {reason}")]

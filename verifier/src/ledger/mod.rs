@@ -79,7 +79,7 @@ use sqlx::{AnyConnection, AnyPool, Executor, Row};
 use fault::Faults;
 
 /// A job's 32-byte id (the hash of its canonical spec, `protocol::spec`).
-pub type JobId = [u8; 32];
+pub use matproof_protocol::ids::JobId;
 
 /// The fixed account that holds every pending amount. It cannot be named as a party.
 pub const ESCROW_ACCOUNT: &str = "escrow";
@@ -102,7 +102,7 @@ const MAX_RETRIES: u32 = 8;
 pub fn transfer_id(job_id: &JobId) -> String {
     let mut h = Sha256::new();
     h.update(TRANSFER_DOMAIN);
-    h.update(job_id);
+    h.update(job_id.as_bytes());
     hex::encode(h.finalize())
 }
 
@@ -435,7 +435,13 @@ impl Ledger {
         check_range("deadline_unix_ms", deadline_unix_ms)?;
         let body = body_hash(
             Operation::Open,
-            &[job_id, consumer.as_bytes(), provider.as_bytes(), &amount.to_le_bytes(), &deadline_unix_ms.to_le_bytes()],
+            &[
+                job_id.as_bytes(),
+                consumer.as_bytes(),
+                provider.as_bytes(),
+                &amount.to_le_bytes(),
+                &deadline_unix_ms.to_le_bytes(),
+            ],
         );
         let body = body.as_str();
         retry(move || self.try_open(job_id, consumer, provider, amount, deadline_unix_ms, body)).await
@@ -462,7 +468,7 @@ impl Ledger {
              VALUES ($1, $2, $3, $4, $5, $6, 'pending')",
         )
         .bind(&tid)
-        .bind(hex::encode(job_id))
+        .bind(job_id.to_hex())
         .bind(consumer)
         .bind(provider)
         .bind(amount as i64)
@@ -494,7 +500,7 @@ impl Ledger {
         let op = if to == TransferState::Posted { Operation::Post } else { Operation::Void };
         let f = &self.faults;
         let mut tx = self.pool.begin().await?;
-        if let Claim::Replay = claim(&mut tx, f, op, job_id, &tid, &body_hash(op, &[job_id])).await? {
+        if let Claim::Replay = claim(&mut tx, f, op, job_id, &tid, &body_hash(op, &[job_id.as_bytes()])).await? {
             return replayed_outcome(&mut tx, op, &tid).await;
         }
         let moves = release(&mut tx, f, job_id, &tid, to).await?;
@@ -520,7 +526,7 @@ impl Ledger {
         check_range("amount", amount)?;
         let body = body_hash(
             Operation::Slash,
-            &[job_id, provider_stake_account.as_bytes(), beneficiary.as_bytes(), &amount.to_le_bytes()],
+            &[job_id.as_bytes(), provider_stake_account.as_bytes(), beneficiary.as_bytes(), &amount.to_le_bytes()],
         );
         let body = body.as_str();
         retry(move || self.try_slash(job_id, provider_stake_account, beneficiary, amount, body)).await
@@ -544,14 +550,15 @@ impl Ledger {
         match transfer.state {
             TransferState::Posted => {
                 return Err(LedgerError::InvalidTransition {
-                    job_id_hex: hex::encode(job_id),
+                    job_id: *job_id,
                     from: TransferState::Posted,
                     to: TransferState::Voided,
                 });
             }
             TransferState::Pending => {
                 if let Claim::Replay =
-                    claim(&mut tx, f, Operation::Void, job_id, &tid, &body_hash(Operation::Void, &[job_id])).await?
+                    claim(&mut tx, f, Operation::Void, job_id, &tid, &body_hash(Operation::Void, &[job_id.as_bytes()]))
+                        .await?
                 {
                     return Err(LedgerError::Corrupt {
                         reason: format!("transfer {tid} pending with a void recorded"),
@@ -606,7 +613,8 @@ impl Ledger {
         verdict: Verdict,
         body_hash_bytes: &[u8; 32],
     ) -> Result<Outcome, LedgerError> {
-        let body = body_hash(Operation::Verdict, &[job_id, verdict_name(verdict).as_bytes(), body_hash_bytes]);
+        let body =
+            body_hash(Operation::Verdict, &[job_id.as_bytes(), verdict_name(verdict).as_bytes(), body_hash_bytes]);
         let body = body.as_str();
         retry(move || self.try_verdict(job_id, verdict, body_hash_bytes, body)).await
     }
@@ -637,7 +645,7 @@ impl Ledger {
             if done.rows_affected() != 1 {
                 let t = load_transfer(&mut tx, &tid).await?.ok_or_else(|| unknown(job_id))?;
                 return Err(LedgerError::InvalidTransition {
-                    job_id_hex: hex::encode(job_id),
+                    job_id: *job_id,
                     from: t.state,
                     to: verdict_target(verdict),
                 });
@@ -777,7 +785,7 @@ async fn claim(
     if row.try_get::<String, _>(0)? == body {
         Ok(Claim::Replay)
     } else {
-        Err(LedgerError::IdempotencyConflict { job_id_hex: hex::encode(job_id), operation: op })
+        Err(LedgerError::IdempotencyConflict { job_id: *job_id, operation: op })
     }
 }
 
@@ -816,9 +824,9 @@ async fn release(
     let t = load_transfer(conn, tid).await?.ok_or_else(|| unknown(job_id))?;
     if moved.rows_affected() != 1 {
         return Err(if t.state != TransferState::Pending {
-            LedgerError::InvalidTransition { job_id_hex: hex::encode(job_id), from: t.state, to }
+            LedgerError::InvalidTransition { job_id: *job_id, from: t.state, to }
         } else if t.verdict == Some(forbidden) {
-            LedgerError::VerdictConflict { job_id_hex: hex::encode(job_id), verdict: forbidden, operation: op }
+            LedgerError::VerdictConflict { job_id: *job_id, verdict: forbidden, operation: op }
         } else {
             LedgerError::Corrupt { reason: format!("transfer {tid} pending but not releasable") }
         });
@@ -1012,9 +1020,9 @@ fn parse_hash32(field: &str, s: &str) -> Result<[u8; 32], LedgerError> {
 }
 
 fn parse_job_id(s: &str) -> Result<JobId, LedgerError> {
-    parse_hash32("job_id", s)
+    parse_hash32("job_id", s).map(JobId)
 }
 
 fn unknown(job_id: &JobId) -> LedgerError {
-    LedgerError::UnknownJob { job_id_hex: hex::encode(job_id) }
+    LedgerError::UnknownJob { job_id: *job_id }
 }

@@ -4,8 +4,8 @@ use matproof_circuits::PinnedVerifyingKey;
 use matproof_protocol::commit::{a_digests, b_digests, c_tree, digest_tree};
 use matproof_protocol::fraud::FraudProof;
 use matproof_protocol::freivalds::{self, Dims, FreivaldsError};
+use matproof_protocol::ids::MerkleRoot;
 use matproof_protocol::matrix::{MatrixI8, MatrixI32};
-use matproof_protocol::merkle::Digest;
 use matproof_protocol::npy;
 use matproof_protocol::opening::TileOpening;
 use matproof_protocol::receipt::Verdict;
@@ -31,28 +31,68 @@ impl Judgement {
     }
 }
 
+/// Why a consumer's input is refused.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum InputError {
+    /// Not a valid `i8` `.npy`.
+    #[error(transparent)]
+    Npy(#[from] npy::NpyError),
+    /// Not the spec's shape.
+    #[error("shape {rows}x{cols}, the spec says {expected_rows}x{expected_cols}")]
+    Shape { rows: usize, cols: usize, expected_rows: u64, expected_cols: u64 },
+    /// The spec's tiling cannot hold it.
+    #[error(transparent)]
+    Tiling(#[from] matproof_protocol::tiling::TilingError),
+    /// The spec itself is out of range.
+    #[error(transparent)]
+    Spec(#[from] matproof_protocol::spec::SpecError),
+    /// Its recomputed root is not the spec's.
+    #[error("its commitment does not match spec.{commitment}")]
+    Commitment { commitment: &'static str },
+}
+
+/// An input refused, with the request field it came in.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid field {field}: {source}")]
+pub(crate) struct InputFieldError {
+    /// `a_npy`, `b_npy` or `spec`.
+    pub(crate) field: &'static str,
+    /// Why.
+    #[source]
+    pub(crate) source: InputError,
+}
+
+fn in_field(field: &'static str) -> impl Fn(InputError) -> InputFieldError {
+    move |source| InputFieldError { field, source }
+}
+
 /// Parses a consumer's `.npy` input and checks its shape.
-pub(crate) fn parse_input(bytes: &[u8], rows: u64, cols: u64) -> Result<MatrixI8, String> {
-    let matrix = npy::read_matrix::<i8, _>(&mut &bytes[..]).map_err(|e| e.to_string())?;
+pub(crate) fn parse_input(bytes: &[u8], rows: u64, cols: u64) -> Result<MatrixI8, InputError> {
+    let matrix = npy::read_matrix::<i8, _>(&mut &bytes[..])?;
     if matrix.rows() as u64 != rows || matrix.cols() as u64 != cols {
-        return Err(format!("shape {}x{}, the spec says {rows}x{cols}", matrix.rows(), matrix.cols()));
+        return Err(InputError::Shape {
+            rows: matrix.rows(),
+            cols: matrix.cols(),
+            expected_rows: rows,
+            expected_cols: cols,
+        });
     }
     Ok(matrix)
 }
 
-/// Checks full-mode inputs against the spec's `R_A`, `R_B`: `Err((field, reason))`.
-pub(crate) fn check_inputs(spec: &JobSpec, a_npy: &[u8], b_npy: &[u8]) -> Result<(), (&'static str, String)> {
-    let tiling = spec.tiling().map_err(|e| ("spec", e.to_string()))?;
-    let a = parse_input(a_npy, spec.m, spec.k).map_err(|e| ("a_npy", e))?;
-    let b = parse_input(b_npy, spec.k, spec.n).map_err(|e| ("b_npy", e))?;
+/// Checks full-mode inputs against the spec's `R_A`, `R_B`.
+pub(crate) fn check_inputs(spec: &JobSpec, a_npy: &[u8], b_npy: &[u8]) -> Result<(), InputFieldError> {
+    let tiling = spec.tiling().map_err(|e| in_field("spec")(e.into()))?;
+    let a = parse_input(a_npy, spec.m, spec.k).map_err(in_field("a_npy"))?;
+    let b = parse_input(b_npy, spec.k, spec.n).map_err(in_field("b_npy"))?;
     let (da, db) = rayon_join(|| a_digests(&tiling, &a), || b_digests(&tiling, &b));
-    let r_a = digest_tree(&da.map_err(|e| ("a_npy", e.to_string()))?).root();
-    let r_b = digest_tree(&db.map_err(|e| ("b_npy", e.to_string()))?).root();
+    let r_a = digest_tree(&da.map_err(|e| in_field("a_npy")(e.into()))?).root();
+    let r_b = digest_tree(&db.map_err(|e| in_field("b_npy")(e.into()))?).root();
     if r_a != spec.r_a {
-        return Err(("a_npy", "its commitment does not match spec.r_a".into()));
+        return Err(in_field("a_npy")(InputError::Commitment { commitment: "r_a" }));
     }
     if r_b != spec.r_b {
-        return Err(("b_npy", "its commitment does not match spec.r_b".into()));
+        return Err(in_field("b_npy")(InputError::Commitment { commitment: "r_b" }));
     }
     Ok(())
 }
@@ -68,7 +108,7 @@ fn rayon_join<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -
 /// Everything the checks need.
 pub(crate) struct Response {
     pub(crate) spec: JobSpec,
-    pub(crate) r_c: Digest,
+    pub(crate) r_c: MerkleRoot,
     pub(crate) challenge: Challenge,
     /// Full mode: all of `C`, row-major (the stream carried exactly `m` rows).
     pub(crate) c_rows: Option<Vec<i32>>,

@@ -49,6 +49,7 @@
 pub mod accounts;
 mod judge;
 mod rpc;
+mod settle;
 mod store;
 
 use std::collections::HashMap;
@@ -58,6 +59,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use matproof_circuits::{PinnedVerifyingKey, TileVerifyingKey};
 use matproof_protocol::identity::{Identity, PublicKey};
+use matproof_protocol::ids::VkHash;
 use matproof_protocol::limits::MAX_MESSAGE_BYTES;
 use matproof_protocol::wire::pb;
 use matproof_protocol::wire::pb::verifier_server::VerifierServer;
@@ -214,7 +216,7 @@ pub(crate) fn now_unix_ms() -> u64 {
 /// The shared state of a node's RPC handlers.
 pub(crate) struct Node {
     pub(crate) identity: Identity,
-    pub(crate) keys: HashMap<[u8; 32], PinnedVerifyingKey>,
+    pub(crate) keys: HashMap<VkHash, PinnedVerifyingKey>,
     pub(crate) ledger: Ledger,
     pub(crate) store: store::Store,
     pub(crate) limits: NodeLimits,
@@ -270,7 +272,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     }
     for job_id in store.unsettled().await? {
         if let Err(e) = node.settle_job(&job_id).await {
-            tracing::warn!(job = %hex::encode(job_id), "settlement at start-up failed: {e}");
+            tracing::warn!(job = %job_id, "settlement at start-up failed: {e}");
         }
     }
 

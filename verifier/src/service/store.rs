@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use matproof_protocol::identity::{PublicKey, Signature};
-use matproof_protocol::merkle::Digest;
+use matproof_protocol::ids::{JobId, MerkleRoot, Seed};
 use matproof_protocol::receipt::SignedChallenge;
 use matproof_protocol::spec::JobSpec;
 use matproof_protocol::transcript::Challenge;
@@ -72,7 +72,7 @@ pub enum StoreError {
 /// One job as stored.
 #[derive(Debug, Clone)]
 pub(crate) struct JobRow {
-    pub(crate) job_id: Digest,
+    pub(crate) job_id: JobId,
     pub(crate) spec: JobSpec,
     pub(crate) consumer_signature: Signature,
     pub(crate) state: JobState,
@@ -84,7 +84,7 @@ pub(crate) struct JobRow {
 }
 
 impl JobRow {
-    pub(crate) fn r_c(&self) -> Option<Digest> {
+    pub(crate) fn r_c(&self) -> Option<MerkleRoot> {
         self.challenge.as_ref().map(|c| c.challenge.r_c)
     }
 }
@@ -194,7 +194,7 @@ impl Store {
         Ok(Admission::Inserted)
     }
 
-    pub(crate) async fn load(&self, job_id: &Digest) -> Result<Option<JobRow>, StoreError> {
+    pub(crate) async fn load(&self, job_id: &JobId) -> Result<Option<JobRow>, StoreError> {
         let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM node_jobs WHERE job_id = $1"))
             .bind(hex::encode(job_id))
             .fetch_optional(&self.pool)
@@ -203,7 +203,7 @@ impl Store {
     }
 
     /// The consumer's A and B (`.npy` bytes) of a full-mode job.
-    pub(crate) async fn load_inputs(&self, job_id: &Digest) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub(crate) async fn load_inputs(&self, job_id: &JobId) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
         let row = sqlx::query("SELECT a_npy, b_npy FROM node_job_inputs WHERE job_id = $1")
             .bind(hex::encode(job_id))
             .fetch_optional(&self.pool)
@@ -237,7 +237,7 @@ impl Store {
     /// call recorded it (the loser of a race gets `false` and must read the stored verdict).
     pub(crate) async fn store_verdict(
         &self,
-        job_id: &Digest,
+        job_id: &JobId,
         state: JobState,
         receipt: &[u8],
         verdict_hash: &[u8; 32],
@@ -260,7 +260,7 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    pub(crate) async fn mark_settled(&self, job_id: &Digest) -> Result<(), StoreError> {
+    pub(crate) async fn mark_settled(&self, job_id: &JobId) -> Result<(), StoreError> {
         sqlx::query("UPDATE node_jobs SET settled = 1 WHERE job_id = $1")
             .bind(hex::encode(job_id))
             .execute(&self.pool)
@@ -269,17 +269,17 @@ impl Store {
     }
 
     /// Jobs with a verdict whose settlement is not confirmed (a crash, or a failed ledger call).
-    pub(crate) async fn unsettled(&self) -> Result<Vec<Digest>, StoreError> {
+    pub(crate) async fn unsettled(&self) -> Result<Vec<JobId>, StoreError> {
         let rows = sqlx::query(
             "SELECT job_id FROM node_jobs WHERE receipt IS NOT NULL AND settled = 0 ORDER BY created_unix_ms",
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| unhex32("job_id", &r.try_get::<String, _>(0)?)).collect()
+        rows.iter().map(|r| Ok(JobId(unhex32("job_id", &r.try_get::<String, _>(0)?)?))).collect()
     }
 
     /// Jobs awaiting a response whose deadline is before `before_unix_ms`.
-    pub(crate) async fn expiry_candidates(&self, before_unix_ms: u64) -> Result<Vec<Digest>, StoreError> {
+    pub(crate) async fn expiry_candidates(&self, before_unix_ms: u64) -> Result<Vec<JobId>, StoreError> {
         let rows = sqlx::query(
             "SELECT job_id FROM node_jobs WHERE state IN ('opened', 'challenged') AND receipt IS NULL \
              AND deadline_unix_ms < $1 ORDER BY deadline_unix_ms",
@@ -287,11 +287,11 @@ impl Store {
         .bind(to_i64(before_unix_ms))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| unhex32("job_id", &r.try_get::<String, _>(0)?)).collect()
+        rows.iter().map(|r| Ok(JobId(unhex32("job_id", &r.try_get::<String, _>(0)?)?))).collect()
     }
 
     /// Marks a job expired if it is still awaiting a response; `true` if this call did.
-    pub(crate) async fn expire(&self, job_id: &Digest) -> Result<bool, StoreError> {
+    pub(crate) async fn expire(&self, job_id: &JobId) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE node_jobs SET state = 'expired' WHERE job_id = $1 AND receipt IS NULL \
              AND state IN ('opened', 'challenged')",
@@ -324,7 +324,7 @@ fn unhex64(field: &str, s: &str) -> Result<[u8; 64], StoreError> {
 }
 
 fn parse_row(r: &sqlx::any::AnyRow) -> Result<JobRow, StoreError> {
-    let job_id = unhex32("job_id", &r.try_get::<String, _>(0)?)?;
+    let job_id = JobId(unhex32("job_id", &r.try_get::<String, _>(0)?)?);
     let spec = JobSpec::from_canonical_bytes(&unhex("spec", &r.try_get::<String, _>(1)?)?)
         .map_err(|e| StoreError::Corrupt(format!("spec: {e}")))?;
     if spec.job_id() != job_id {
@@ -338,7 +338,11 @@ fn parse_row(r: &sqlx::any::AnyRow) -> Result<JobRow, StoreError> {
     let sig: Option<String> = r.try_get(7)?;
     let challenge = match (r_c, seed, key, sig) {
         (Some(r_c), Some(seed), Some(key), Some(sig)) => Some(SignedChallenge {
-            challenge: Challenge { job_id, r_c: unhex32("r_c", &r_c)?, seed: unhex32("seed", &seed)? },
+            challenge: Challenge {
+                job_id,
+                r_c: MerkleRoot(unhex32("r_c", &r_c)?),
+                seed: Seed(unhex32("seed", &seed)?),
+            },
             verifier_key: PublicKey(unhex32("challenge_key", &key)?),
             signature: Signature(unhex64("challenge_signature", &sig)?),
         }),

@@ -11,13 +11,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use matproof_circuits::{TileProvingKey, TileVerifyingKey, development_setup};
 use matproof_protocol::commit::c_tree;
 use matproof_protocol::identity::{Identity, PublicKey, Signature};
+use matproof_protocol::ids::{JobId, MerkleRoot, Seed};
 use matproof_protocol::matrix::{MatrixI8, random_i8};
 use matproof_protocol::npy;
 use matproof_protocol::opening::TileOpening;
-use matproof_protocol::receipt::{
-    PURPOSE_COMMIT, PURPOSE_JOB, PURPOSE_RESPOND, ResponseHasher, SignedChallenge, SignedVerdict, job_commitment_bytes,
-    respond_signing_bytes,
-};
+use matproof_protocol::receipt::SignedVerdict;
+use matproof_protocol::session::{self, ResponseExpectation, ResponseWriter, SignedCommit};
 use matproof_protocol::spec::{JobSpec, Policy, VerificationMode};
 use matproof_protocol::tiling::{CircuitShape, Tiling};
 use matproof_protocol::transcript::Challenge;
@@ -172,7 +171,7 @@ pub struct JobParams {
 
 /// The spec of a job between `parties` on [`keys`]' key (Freivalds with 2 rounds in full
 /// mode, quorum 1, a fresh nonce).
-pub fn spec(parties: &Parties, p: &JobParams, r_a: [u8; 32], r_b: [u8; 32]) -> JobSpec {
+pub fn spec(parties: &Parties, p: &JobParams, r_a: MerkleRoot, r_b: MerkleRoot) -> JobSpec {
     JobSpec {
         m: p.m as u64,
         k: p.k as u64,
@@ -199,12 +198,7 @@ pub fn spec(parties: &Parties, p: &JobParams, r_a: [u8; 32], r_b: [u8; 32]) -> J
 
 /// An `OpenJob` without A and B (succinct mode), under any signature.
 pub fn open_request(spec: &JobSpec, signature: Signature) -> pb::OpenJobRequest {
-    pb::OpenJobRequest {
-        spec: Some(spec.into()),
-        consumer_signature: signature.0.to_vec(),
-        a_npy: Vec::new(),
-        b_npy: Vec::new(),
-    }
+    session::signed_open_job(spec, &signature, None)
 }
 
 pub fn npy_bytes(matrix: &MatrixI8) -> Vec<u8> {
@@ -235,22 +229,24 @@ impl Job {
         let seed = rand::random::<u64>();
         let a = random_i8(p.m, p.k, seed).unwrap();
         let b = random_i8(p.k, p.n, seed ^ 0xb).unwrap();
-        let vectors = Challenge { job_id: [0; 32], r_c: [0; 32], seed: [9; 32] }.freivalds_vectors(2, p.n).unwrap();
+        let vectors = Challenge { job_id: JobId([0; 32]), r_c: MerkleRoot([0; 32]), seed: Seed([9; 32]) }
+            .freivalds_vectors(2, p.n)
+            .unwrap();
         let mut execution = execute(&CpuBackend::best(), &tiling, &a, &b, &vectors).unwrap();
         tamper(execution.c.as_mut_slice());
         execution.c_tree = c_tree(&tiling, &execution.c).unwrap();
         let (a_npy, b_npy) = (npy_bytes(&a), npy_bytes(&b));
         let committed = CommittedJob::new(tiling, a, b, execution).unwrap();
         let spec = spec(parties, p, committed.a_tree.root(), committed.b_tree.root());
-        let spec_signature = parties.consumer.sign(PURPOSE_JOB, &spec.canonical_bytes());
+        let spec_signature = session::sign_spec(&spec, &parties.consumer);
         Job { spec, spec_signature, committed, a_npy, b_npy }
     }
 
-    pub fn job_id(&self) -> [u8; 32] {
+    pub fn job_id(&self) -> JobId {
         self.spec.job_id()
     }
 
-    pub fn r_c(&self) -> [u8; 32] {
+    pub fn r_c(&self) -> MerkleRoot {
         self.committed.execution.c_tree.root()
     }
 
@@ -260,19 +256,13 @@ impl Job {
 
     /// The consumer's `OpenJob` (with A and B in full mode).
     pub fn open_request(&self) -> pb::OpenJobRequest {
-        let full = self.full();
-        pb::OpenJobRequest {
-            spec: Some((&self.spec).into()),
-            consumer_signature: self.spec_signature.0.to_vec(),
-            a_npy: if full { self.a_npy.clone() } else { Vec::new() },
-            b_npy: if full { self.b_npy.clone() } else { Vec::new() },
-        }
+        let inputs = self.full().then(|| (self.a_npy.clone(), self.b_npy.clone()));
+        session::signed_open_job(&self.spec, &self.spec_signature, inputs)
     }
 
     /// A `Commit` of `r_c` signed by `provider`.
-    pub fn commit_request(&self, provider: &Identity, r_c: [u8; 32]) -> pb::CommitRequest {
-        let sig = provider.sign(PURPOSE_COMMIT, &job_commitment_bytes(&self.job_id(), &r_c));
-        pb::CommitRequest { job_id: self.job_id().to_vec(), r_c: r_c.to_vec(), provider_signature: sig.0.to_vec() }
+    pub fn commit_request(&self, provider: &Identity, r_c: MerkleRoot) -> pb::CommitRequest {
+        pb::CommitRequest::from(&SignedCommit::sign(self.job_id(), r_c, provider))
     }
 
     /// The provider's openings and proofs of the sampled tiles, proved on `threads` threads.
@@ -285,8 +275,9 @@ impl Job {
         self.response(openings, c, end_signer, 3)
     }
 
-    /// A whole response stream: `C` (full mode; the committed one unless `c` is given),
-    /// `rows_per_chunk` rows a chunk, then the openings, then an end signed by `end_signer`.
+    /// A whole response stream through the session's writer: `C` (full mode; the committed
+    /// one unless `c` is given), `rows_per_chunk` rows a chunk, then the openings, then an
+    /// end signed by `end_signer`.
     pub fn response(
         &self,
         openings: &[TileOpening],
@@ -294,31 +285,10 @@ impl Job {
         end_signer: &Identity,
         rows_per_chunk: usize,
     ) -> Vec<pb::RespondChunk> {
-        let job_id = self.job_id().to_vec();
-        let part = |part| pb::RespondChunk { job_id: job_id.clone(), part: Some(part) };
-        let mut out = Vec::new();
-        let full = self.full();
-        let c_values = if full { self.spec.m * self.spec.n } else { 0 };
-        let mut hasher = ResponseHasher::new(&self.job_id(), &self.r_c(), c_values, openings.len() as u64);
-        if full {
-            let n = self.spec.n as usize;
-            let c = c.unwrap_or(self.committed.execution.c.as_slice());
-            for (i, rows) in c.chunks(rows_per_chunk * n).enumerate() {
-                hasher.rows(rows);
-                out.push(part(pb::respond_chunk::Part::CRows(pb::CRows {
-                    first_row: (i * rows_per_chunk) as u64,
-                    values: rows.to_vec(),
-                })));
-            }
-        }
-        for o in openings {
-            hasher.opening(o);
-            out.push(part(pb::respond_chunk::Part::Opening(o.into())));
-        }
-        let signed = respond_signing_bytes(&self.job_id(), &self.r_c(), &hasher.finish());
-        let sig = end_signer.sign(PURPOSE_RESPOND, &signed);
-        out.push(part(pb::respond_chunk::Part::End(pb::ResponseEnd { provider_signature: sig.0.to_vec() })));
-        out
+        let mut expect = ResponseExpectation::for_job(&self.spec, self.r_c());
+        expect.openings = openings.len();
+        let c = self.full().then(|| c.unwrap_or(self.committed.execution.c.as_slice()));
+        ResponseWriter::whole(expect, c, openings, end_signer, rows_per_chunk)
     }
 }
 
@@ -338,11 +308,8 @@ pub async fn commit(
     verifier: PublicKey,
 ) -> Challenge {
     let pb_challenge = client.commit(job.commit_request(provider, job.r_c())).await.expect("commit").into_inner();
-    let signed = SignedChallenge::try_from(&pb_challenge).expect("challenge fields");
-    signed.verify().expect("challenge signature");
+    let signed = session::read_challenge(&pb_challenge, &job.job_id(), &job.r_c()).expect("challenge");
     assert_eq!(signed.verifier_key, verifier);
-    assert_eq!(signed.challenge.job_id, job.job_id());
-    assert_eq!(signed.challenge.r_c, job.r_c());
     signed.challenge
 }
 

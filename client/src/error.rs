@@ -1,0 +1,92 @@
+//! The client's error type.
+
+use matproof_protocol::ids::JobId;
+use matproof_protocol::spec::SpecError;
+use matproof_protocol::tiling::TilingError;
+use matproof_protocol::wire::WireError;
+
+/// Why a consumer-side step failed. Refusals by a node or sidecar keep their gRPC status.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// `A` and `B` cannot be multiplied.
+    #[error("A is {a_rows}×{a_cols} but B is {b_rows}×{b_cols}")]
+    Shapes {
+        /// Rows of `A`.
+        a_rows: usize,
+        /// Columns of `A`.
+        a_cols: usize,
+        /// Rows of `B`.
+        b_rows: usize,
+        /// Columns of `B`.
+        b_cols: usize,
+    },
+    /// The job's shape does not fit the circuit shape or the limits.
+    #[error("job shape: {0}")]
+    Tiling(#[from] TilingError),
+    /// The spec is out of range.
+    #[error("job spec: {0}")]
+    Spec(#[from] SpecError),
+    /// The OS random number generator failed.
+    #[error("OS random number generator: {source}")]
+    Rng {
+        /// Why.
+        #[source]
+        source: getrandom::Error,
+    },
+    /// A node or sidecar cannot be reached.
+    #[error("cannot reach {url}: {source}")]
+    Connect {
+        /// Its URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// A node or sidecar refused a call.
+    #[error("the {peer} refused {call}: {}: {}", code_name(status.code()), status.message())]
+    Refused {
+        /// `verifier` or `prover sidecar`.
+        peer: &'static str,
+        /// The call.
+        call: &'static str,
+        /// Its answer.
+        status: tonic::Status,
+    },
+    /// An answer does not decode.
+    #[error("the {what} is malformed: {source}")]
+    Malformed {
+        /// Which answer.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: WireError,
+    },
+    /// An answer is for another job.
+    #[error("the {what} is for job {got}, not {expected}")]
+    OtherJob {
+        /// Which answer.
+        what: &'static str,
+        /// The job asked about.
+        expected: JobId,
+        /// The job answered about.
+        got: JobId,
+    },
+    /// An answer is missing a part.
+    #[error("the {what} is missing")]
+    Missing {
+        /// Which part.
+        what: &'static str,
+    },
+}
+
+/// The gRPC code's conventional upper-case name (`FAILED_PRECONDITION`).
+pub fn code_name(code: tonic::Code) -> String {
+    format!("{code:?}")
+        .chars()
+        .enumerate()
+        .flat_map(|(i, c)| {
+            let sep = (i > 0 && c.is_ascii_uppercase()).then_some('_');
+            sep.into_iter().chain(std::iter::once(c.to_ascii_uppercase()))
+        })
+        .collect()
+}
