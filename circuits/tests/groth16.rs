@@ -1,8 +1,6 @@
 //! Groth16 tile proofs end to end on a small shape: honest proofs verify; every listed
 //! cheat is rejected.
 
-use std::sync::OnceLock;
-
 use ark_bn254::{Bn254, Fr};
 use ark_groth16::Groth16;
 use ark_snark::SNARK;
@@ -21,14 +19,11 @@ use rand_chacha::ChaCha20Rng;
 const SHAPE: CircuitShape = CircuitShape { tm: 2, tn: 2, kc: 16 };
 
 fn keys() -> &'static (TileProvingKey, TileVerifyingKey) {
-    static KEYS: OnceLock<(TileProvingKey, TileVerifyingKey)> = OnceLock::new();
-    KEYS.get_or_init(|| development_setup(SHAPE, &mut ChaCha20Rng::seed_from_u64(1)).unwrap())
+    matproof_testkit::dev_keys(SHAPE)
 }
 
 fn pinned() -> PinnedVerifyingKey {
-    let vk = keys().1.clone();
-    let hash = vk.hash();
-    PinnedVerifyingKey::new(vk, &hash).unwrap()
+    matproof_testkit::pinned(SHAPE)
 }
 
 fn witness(seed: u64) -> TileWitness {

@@ -15,25 +15,21 @@ use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
 use matproof_circuits::verify::modulus_bytes;
 use matproof_circuits::{
     PinnedVerifyingKey, TileProof, TileProvingKey, TilePublicInputs, TileVerifyingKey, TileWitness, VerifyError,
-    development_setup, prove_tile,
+    prove_tile,
 };
 use matproof_protocol::matrix::random_i8;
 use matproof_protocol::poseidon::fr_to_bytes;
 use matproof_protocol::tiling::CircuitShape;
-use rand::SeedableRng;
-use rand_chacha::ChaCha20Rng;
+use matproof_testkit::add_le;
 
 const SHAPE: CircuitShape = CircuitShape { tm: 2, tn: 2, kc: 16 };
 
 fn keys() -> &'static (TileProvingKey, TileVerifyingKey) {
-    static KEYS: OnceLock<(TileProvingKey, TileVerifyingKey)> = OnceLock::new();
-    KEYS.get_or_init(|| development_setup(SHAPE, &mut ChaCha20Rng::seed_from_u64(11)).unwrap())
+    matproof_testkit::dev_keys(SHAPE)
 }
 
 fn pinned() -> PinnedVerifyingKey {
-    let vk = keys().1.clone();
-    let hash = vk.hash();
-    PinnedVerifyingKey::new(vk, &hash).unwrap()
+    matproof_testkit::pinned(SHAPE)
 }
 
 fn honest() -> &'static (TileProof, TilePublicInputs) {
@@ -49,19 +45,6 @@ fn honest() -> &'static (TileProof, TilePublicInputs) {
 
 fn input_bytes(p: &TilePublicInputs) -> Vec<[u8; 32]> {
     p.to_vec().iter().map(fr_to_bytes).collect()
-}
-
-/// `a + b` over 256-bit little-endian integers (no overflow for the values used here).
-fn add_le(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    let mut carry = 0u16;
-    for i in 0..32 {
-        let s = u16::from(a[i]) + u16::from(b[i]) + carry;
-        out[i] = s as u8;
-        carry = s >> 8;
-    }
-    assert_eq!(carry, 0, "sum overflows 256 bits");
-    out
 }
 
 #[test]

@@ -11,6 +11,7 @@ use libfuzzer_sys::fuzz_target;
 use matproof_circuits::{TileVerifyingKey, development_setup};
 use matproof_fuzz::patch;
 use matproof_protocol::identity::Identity;
+use matproof_protocol::ids::{JobId, MerkleRoot, Seed};
 use matproof_protocol::matrix::random_i8;
 use matproof_protocol::receipt::{PURPOSE_JOB, RECEIPT_VERSION, Receipt, SignedChallenge, SignedVerdict, Verdict};
 use matproof_protocol::spec::{JobSpec, Policy, VerificationMode};
@@ -39,7 +40,7 @@ fn fixture() -> &'static ReceiptFixture {
         let tiling = Tiling::new(m, k, n, SHAPE).expect("tiling");
         let a = random_i8(m, k, 1).expect("a");
         let b = random_i8(k, n, 2).expect("b");
-        let vectors = Challenge { job_id: [0; 32], r_c: [0; 32], seed: [9; 32] }.freivalds_vectors(2, n).expect("v");
+        let vectors = Challenge { job_id: JobId([0; 32]), r_c: MerkleRoot([0; 32]), seed: Seed([9; 32]) }.freivalds_vectors(2, n).expect("v");
         let execution = execute(&CpuBackend::best(), &tiling, &a, &b, &vectors).expect("execute");
         let job = CommittedJob::new(tiling, a, b, execution).expect("job");
         let (consumer, provider, verifier) =
@@ -68,7 +69,7 @@ fn fixture() -> &'static ReceiptFixture {
         };
         let job_id = spec.job_id();
         let r_c = job.execution.c_tree.root();
-        let challenge = Challenge { job_id, r_c, seed: [5; 32] };
+        let challenge = Challenge { job_id, r_c, seed: Seed([5; 32]) };
         let openings = job.respond(&pk, &challenge, 2, 1).expect("respond");
         let receipt = Receipt {
             version: RECEIPT_VERSION,

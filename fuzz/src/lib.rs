@@ -8,6 +8,7 @@ use ark_bn254::Fr;
 use matproof_circuits::{
     TileProof, TileProvingKey, TilePublicInputs, TileVerifyingKey, TileWitness, development_setup, prove_tile,
 };
+use matproof_protocol::ids::{MerkleRoot, VkHash};
 use matproof_protocol::tiling::CircuitShape;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -80,9 +81,9 @@ pub fn sample_spec() -> matproof_protocol::spec::JobSpec {
         k: 13,
         n: 40,
         shape: SHAPE,
-        r_a: [0xa1; 32],
-        r_b: [0xb2; 32],
-        vk_hash: [0x5c; 32],
+        r_a: MerkleRoot([0xa1; 32]),
+        r_b: MerkleRoot([0xb2; 32]),
+        vk_hash: VkHash([0x5c; 32]),
         policy: Policy {
             mode: VerificationMode::Succinct,
             samples: 4,

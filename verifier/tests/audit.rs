@@ -3,8 +3,6 @@
 //! proof, by a failing opening, or flagged as not independently checkable; every forgery
 //! and every single-bit corruption of an approved receipt fails.
 
-use std::sync::OnceLock;
-
 use matproof_circuits::{TileProvingKey, TileVerifyingKey, development_setup};
 use matproof_protocol::commit::c_tree;
 use matproof_protocol::freivalds::{self, Dims, FreivaldsError};
@@ -31,8 +29,7 @@ const K: usize = 16;
 const N: usize = 20;
 
 fn keys() -> &'static (TileProvingKey, TileVerifyingKey) {
-    static KEYS: OnceLock<(TileProvingKey, TileVerifyingKey)> = OnceLock::new();
-    KEYS.get_or_init(|| development_setup(SHAPE, &mut ChaCha20Rng::seed_from_u64(7)).unwrap())
+    matproof_testkit::dev_keys(SHAPE)
 }
 
 fn consumer() -> Identity {

@@ -8,24 +8,19 @@
 //!
 //! Counts are printed (`--nocapture`) for the doc.
 
-use std::sync::OnceLock;
-
 use matproof_circuits::verify::modulus_bytes;
-use matproof_circuits::{PinnedVerifyingKey, TileProvingKey, TileVerifyingKey, development_setup};
+use matproof_circuits::{PinnedVerifyingKey, TileProvingKey, TileVerifyingKey};
 use matproof_protocol::commit::a_digests;
-use matproof_protocol::identity::Identity;
 use matproof_protocol::ids::{JobId, MerkleRoot, Seed};
-use matproof_protocol::matrix::{MatrixI8, random_i8};
 use matproof_protocol::merkle::{InclusionProof, MerkleTree};
 use matproof_protocol::opening::TileOpening;
 use matproof_protocol::poseidon::fr_to_bytes;
-use matproof_protocol::spec::{JobSpec, Policy, VerificationMode};
-use matproof_protocol::tiling::{CircuitShape, Tiling};
+use matproof_protocol::spec::{JobSpec, VerificationMode};
+use matproof_protocol::tiling::CircuitShape;
 use matproof_protocol::transcript::Challenge;
-use matproof_prover::{CommittedJob, CpuBackend, execute};
+use matproof_prover::CommittedJob;
+use matproof_testkit::{add_le, dev_keys, honest_job, pinned as testkit_pinned, spec_of};
 use matproof_verifier::{TileCheckError, check_sampled_tiles};
-use rand::SeedableRng;
-use rand_chacha::ChaCha20Rng;
 
 const SHAPE: CircuitShape = CircuitShape { tm: 2, tn: 2, kc: 16 };
 const M: usize = 5;
@@ -34,48 +29,19 @@ const N: usize = 3;
 const SAMPLES: u32 = 4;
 
 fn keys() -> &'static (TileProvingKey, TileVerifyingKey) {
-    static KEYS: OnceLock<(TileProvingKey, TileVerifyingKey)> = OnceLock::new();
-    KEYS.get_or_init(|| development_setup(SHAPE, &mut ChaCha20Rng::seed_from_u64(7)).unwrap())
+    dev_keys(SHAPE)
 }
 
 fn pinned() -> PinnedVerifyingKey {
-    PinnedVerifyingKey::new(keys().1.clone(), &keys().1.hash()).unwrap()
+    testkit_pinned(SHAPE)
 }
 
 fn job() -> CommittedJob {
-    let tiling = Tiling::new(M, K, N, SHAPE).unwrap();
-    let a: MatrixI8 = random_i8(M, K, 1).unwrap();
-    let b: MatrixI8 = random_i8(K, N, 2).unwrap();
-    let vectors = Challenge { job_id: JobId([0; 32]), r_c: MerkleRoot([0; 32]), seed: Seed([9; 32]) }
-        .freivalds_vectors(2, N)
-        .unwrap();
-    let execution = execute(&CpuBackend::best(), &tiling, &a, &b, &vectors).unwrap();
-    CommittedJob::new(tiling, a, b, execution).unwrap()
+    honest_job(M, K, N, SHAPE)
 }
 
 fn spec(job: &CommittedJob) -> JobSpec {
-    JobSpec {
-        m: M as u64,
-        k: K as u64,
-        n: N as u64,
-        shape: SHAPE,
-        r_a: job.a_tree.root(),
-        r_b: job.b_tree.root(),
-        vk_hash: keys().1.hash(),
-        policy: Policy {
-            mode: VerificationMode::Succinct,
-            samples: SAMPLES,
-            freivalds_rounds: 0,
-            quorum: 1,
-            target_fraud_ppm: 100_000,
-            deadline_unix_ms: u64::MAX,
-        },
-        price: 10,
-        slash_amount: 20,
-        consumer: Identity::from_seed([1; 32]).public_key(),
-        provider: Identity::from_seed([2; 32]).public_key(),
-        nonce: vec![1, 2, 3],
-    }
+    spec_of(job, VerificationMode::Succinct, SAMPLES)
 }
 
 fn challenge_for(spec: &JobSpec, job: &CommittedJob) -> Challenge {
@@ -227,19 +193,6 @@ fn every_single_bit_flip_of_an_opening_fails_the_check() {
         }
     }
     println!("opening bit flips: {flips} flips over {} openings, 0 accepted; errors: {by_error:?}", honest.len());
-}
-
-/// `a + b` over 256-bit little-endian integers.
-fn add_le(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    let mut carry = 0u16;
-    for i in 0..32 {
-        let s = u16::from(a[i]) + u16::from(b[i]) + carry;
-        out[i] = s as u8;
-        carry = s >> 8;
-    }
-    assert_eq!(carry, 0);
-    out
 }
 
 #[test]

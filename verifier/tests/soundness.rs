@@ -27,7 +27,7 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use matproof_circuits::{PinnedVerifyingKey, TileProvingKey, TileVerifyingKey, development_setup};
+use matproof_circuits::{PinnedVerifyingKey, TileProvingKey, TileVerifyingKey};
 use matproof_protocol::commit::{a_digests, b_digests, c_tree, digest_tree};
 use matproof_protocol::freivalds::{self, Dims, FreivaldsError};
 use matproof_protocol::identity::Identity;
@@ -52,8 +52,7 @@ const N: usize = 40;
 const SAMPLES: u32 = 8;
 
 fn keys() -> &'static (TileProvingKey, TileVerifyingKey) {
-    static KEYS: OnceLock<(TileProvingKey, TileVerifyingKey)> = OnceLock::new();
-    KEYS.get_or_init(|| development_setup(SHAPE, &mut ChaCha20Rng::seed_from_u64(7)).unwrap())
+    matproof_testkit::dev_keys(SHAPE)
 }
 
 fn spec_for(m: usize, k: usize, n: usize, r_a: MerkleRoot, r_b: MerkleRoot, mode: VerificationMode) -> JobSpec {

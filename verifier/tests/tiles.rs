@@ -1,20 +1,15 @@
 //! Sampled-tile checks end to end, in process: an honest provider passes; each cheat is
 //! rejected with the tile named.
 
-use std::sync::OnceLock;
-
-use matproof_circuits::{PinnedVerifyingKey, TileProvingKey, TileVerifyingKey, development_setup};
-use matproof_protocol::identity::Identity;
-use matproof_protocol::ids::{JobId, MerkleRoot, Seed};
-use matproof_protocol::matrix::{MatrixI8, random_i8};
+use matproof_circuits::{PinnedVerifyingKey, TileProvingKey, TileVerifyingKey};
+use matproof_protocol::ids::{MerkleRoot, Seed};
 use matproof_protocol::opening::TileOpening;
-use matproof_protocol::spec::{JobSpec, Policy, VerificationMode};
-use matproof_protocol::tiling::{CircuitShape, Tiling};
+use matproof_protocol::spec::{JobSpec, VerificationMode};
+use matproof_protocol::tiling::CircuitShape;
 use matproof_protocol::transcript::Challenge;
-use matproof_prover::{CommittedJob, CpuBackend, execute};
+use matproof_prover::CommittedJob;
+use matproof_testkit::{dev_keys, job_with_c, pinned as testkit_pinned, spec_of};
 use matproof_verifier::{TileCheckError, check_sampled_tiles};
-use rand::SeedableRng;
-use rand_chacha::ChaCha20Rng;
 
 const SHAPE: CircuitShape = CircuitShape { tm: 2, tn: 2, kc: 16 };
 const M: usize = 5;
@@ -22,8 +17,7 @@ const K: usize = 13;
 const N: usize = 3;
 
 fn keys() -> &'static (TileProvingKey, TileVerifyingKey) {
-    static KEYS: OnceLock<(TileProvingKey, TileVerifyingKey)> = OnceLock::new();
-    KEYS.get_or_init(|| development_setup(SHAPE, &mut ChaCha20Rng::seed_from_u64(7)).unwrap())
+    dev_keys(SHAPE)
 }
 
 struct Setup {
@@ -33,47 +27,19 @@ struct Setup {
 }
 
 fn setup(samples: u32, corrupt_c: Option<usize>) -> Setup {
-    let tiling = Tiling::new(M, K, N, SHAPE).unwrap();
-    let a: MatrixI8 = random_i8(M, K, 1).unwrap();
-    let b: MatrixI8 = random_i8(K, N, 2).unwrap();
-    let vectors = Challenge { job_id: JobId([0; 32]), r_c: MerkleRoot([0; 32]), seed: Seed([9; 32]) }
-        .freivalds_vectors(2, N)
-        .unwrap();
-    let mut execution = execute(&CpuBackend::best(), &tiling, &a, &b, &vectors).unwrap();
-    if let Some(pos) = corrupt_c {
-        // A cheating provider: commits to a C with one wrong entry.
-        execution.c.as_mut_slice()[pos] += 1;
-        execution.c_tree = matproof_protocol::commit::c_tree(&tiling, &execution.c).unwrap();
-    }
-    let job = CommittedJob::new(tiling, a, b, execution).unwrap();
-    let spec = JobSpec {
-        m: M as u64,
-        k: K as u64,
-        n: N as u64,
-        shape: SHAPE,
-        r_a: job.a_tree.root(),
-        r_b: job.b_tree.root(),
-        vk_hash: keys().1.hash(),
-        policy: Policy {
-            mode: VerificationMode::Succinct,
-            samples,
-            freivalds_rounds: 0,
-            quorum: 1,
-            target_fraud_ppm: 100_000,
-            deadline_unix_ms: u64::MAX,
-        },
-        price: 10,
-        slash_amount: 20,
-        consumer: Identity::from_seed([1; 32]).public_key(),
-        provider: Identity::from_seed([2; 32]).public_key(),
-        nonce: vec![1, 2, 3],
-    };
+    // A cheating provider commits to a C with one wrong entry.
+    let job = job_with_c(M, K, N, SHAPE, |c| {
+        if let Some(pos) = corrupt_c {
+            c[pos] += 1;
+        }
+    });
+    let spec = spec_of(&job, VerificationMode::Succinct, samples);
     let challenge = Challenge { job_id: spec.job_id(), r_c: job.execution.c_tree.root(), seed: Seed([42; 32]) };
     Setup { spec, job, challenge }
 }
 
 fn pinned() -> PinnedVerifyingKey {
-    PinnedVerifyingKey::new(keys().1.clone(), &keys().1.hash()).unwrap()
+    testkit_pinned(SHAPE)
 }
 
 fn respond(s: &Setup) -> Vec<TileOpening> {

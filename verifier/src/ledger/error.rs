@@ -130,7 +130,36 @@ pub enum LedgerError {
         reason: String,
         /// The SQLSTATE (PostgreSQL) or result code (SQLite), when the driver gave one.
         code: Option<String>,
+        /// The driver's error itself.
+        #[source]
+        source: DatabaseSource,
     },
+}
+
+/// The driver's error behind [`LedgerError::Database`], shared so that the ledger's errors
+/// stay `Clone`; two compare equal when their messages do (a driver error has no equality
+/// of its own).
+#[derive(Debug, Clone)]
+pub struct DatabaseSource(pub std::sync::Arc<dyn std::error::Error + Send + Sync>);
+
+impl PartialEq for DatabaseSource {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for DatabaseSource {}
+
+impl std::fmt::Display for DatabaseSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for DatabaseSource {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
 }
 
 impl LedgerError {
@@ -152,12 +181,16 @@ impl From<sqlx::Error> for LedgerError {
             sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
             _ => None,
         };
-        LedgerError::Database { reason: e.to_string(), code }
+        LedgerError::Database { reason: e.to_string(), code, source: DatabaseSource(std::sync::Arc::new(e)) }
     }
 }
 
 impl From<sqlx::migrate::MigrateError> for LedgerError {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
-        LedgerError::Database { reason: format!("migration: {e}"), code: None }
+        LedgerError::Database {
+            reason: format!("migration: {e}"),
+            code: None,
+            source: DatabaseSource(std::sync::Arc::new(e)),
+        }
     }
 }

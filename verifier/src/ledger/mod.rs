@@ -61,7 +61,7 @@
 mod error;
 mod fault;
 
-pub use error::LedgerError;
+pub use error::{DatabaseSource, LedgerError};
 pub use fault::FaultPlan;
 
 use std::collections::BTreeMap;

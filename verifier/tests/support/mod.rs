@@ -5,10 +5,9 @@
 //! loopback gRPC, funded parties, jobs (honest, or with a tampered `C`) and their messages.
 #![allow(dead_code)] // each includer uses a part of it
 
-use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use matproof_circuits::{TileProvingKey, TileVerifyingKey, development_setup};
+use matproof_circuits::{TileProvingKey, TileVerifyingKey};
 use matproof_protocol::commit::c_tree;
 use matproof_protocol::identity::{Identity, PublicKey, Signature};
 use matproof_protocol::ids::{JobId, MerkleRoot, Seed};
@@ -26,8 +25,6 @@ use matproof_verifier::ledger::Ledger;
 use matproof_verifier::service::accounts::{consumer_account, stake_account};
 use matproof_verifier::service::{NodeConfig, NodeLimits, RunningNode, start};
 use pb::verifier_client::VerifierClient;
-use rand::SeedableRng;
-use rand_chacha::ChaCha20Rng;
 use sqlx::{Connection, Executor};
 use tonic::transport::Channel;
 
@@ -36,8 +33,7 @@ pub const SHAPE: CircuitShape = CircuitShape { tm: 2, tn: 2, kc: 16 };
 
 /// The development key pair for [`SHAPE`] (seed 7), made once per process.
 pub fn keys() -> &'static (TileProvingKey, TileVerifyingKey) {
-    static KEYS: OnceLock<(TileProvingKey, TileVerifyingKey)> = OnceLock::new();
-    KEYS.get_or_init(|| development_setup(SHAPE, &mut ChaCha20Rng::seed_from_u64(7)).expect("setup"))
+    matproof_testkit::dev_keys(SHAPE)
 }
 
 pub fn now_ms() -> u64 {
