@@ -243,28 +243,70 @@ fn cuda_timings(
     let extra = json!({
         "device": device.info().name, "gemm_kernel": device.gemm_kernel().name(), "tile": format!("{tm}x{tn}"),
         "pack_ms": t.pack_ms, "gemm_ms": t.gemm_ms, "kernel_tops": ops / (t.gemm_ms * 1e-3) / 1e12,
-        "leaf_ms": t.leaf_ms, "project_ms": t.project_ms, "upload_ms": t.upload_ms, "download_ms": t.download_ms,
+        "leaf_ms": t.leaf_ms, "leaf_kernel": t.leaf_kernel.name(), "leaf_thread_ms": t.leaf_thread_ms,
+        "leaf_warp_ms": t.leaf_warp_ms,
+        "project_ms": t.project_ms, "upload_ms": t.upload_ms, "download_ms": t.download_ms,
         "commit_fraction": commit_fraction, "goal_commit_fraction": GOAL_COMMIT_FRACTION,
         "goal_vs_cublas": GOAL_VS_CUBLAS,
     });
     merge(record, extra);
-    match &t.cublas {
-        Ok(c) => {
-            if !c.agrees {
-                bail!("cuBLASLt's product differs from ours: one of the two GEMMs is wrong");
-            }
-            merge(
-                record,
-                json!({
-                    "cublas_library": c.library, "cublas_version": c.version, "cublas_ms": c.matmul_ms,
-                    "cublas_tops": ops / (c.matmul_ms * 1e-3) / 1e12, "cublas_agrees": c.agrees,
-                    "vs_cublas": c.matmul_ms / ours_ms, "vs_cublas_kernel_only": c.matmul_ms / t.gemm_ms,
-                }),
+    merge(record, cublas_fields(&t.cublas, ops, ours_ms, t.gemm_ms)?);
+    Ok(())
+}
+
+/// The cuBLASLt part of a GPU `bench gemm` record: its time, the algorithm its heuristic chose
+/// and `vs_cublas`; or `cublas_status` with a structured reason when it did not run
+/// (`no_algorithm`: cuBLASLt has no int8 algorithm for this shape, which is no failure of
+/// either GEMM). A product that differs from ours fails the bench.
+#[cfg(feature = "cuda")]
+fn cublas_fields(
+    cublas: &Result<matproof_gpu_kernels::CublasTiming, matproof_gpu_kernels::cublaslt::CublasError>,
+    ops: f64,
+    ours_ms: f64,
+    kernel_ms: f64,
+) -> Result<serde_json::Value> {
+    use matproof_gpu_kernels::cublaslt::{CublasError, NoAlgorithmReason};
+    let c = match cublas {
+        Ok(c) => c,
+        Err(CublasError::NoAlgorithm { m, k, n, reason }) => {
+            let detail = match reason {
+                NoAlgorithmReason::NotMultipleOf4 { dimension, value } => {
+                    json!({ "dimension": dimension, "value": value, "checked": "before asking cuBLASLt" })
+                }
+                NoAlgorithmReason::HeuristicFoundNone { status } => json!({ "heuristic_status": status }),
+            };
+            return Ok(json!({
+                "cublas_status": "no_algorithm", "vs_cublas": null,
+                "cublas_reason": { "code": reason.code(), "shape": [m, k, n], "detail": detail, "message": reason.to_string() },
+            }));
+        }
+        Err(e @ CublasError::Library(_)) => {
+            return Ok(
+                json!({ "cublas_status": "unavailable", "vs_cublas": null, "cublas_reason": { "message": e.to_string() } }),
             );
         }
-        Err(e) => merge(record, json!({ "vs_cublas": null, "vs_cublas_note": format!("cuBLASLt did not run: {e}") })),
+        Err(e) => {
+            return Ok(
+                json!({ "cublas_status": "failed", "vs_cublas": null, "cublas_reason": { "message": e.to_string() } }),
+            );
+        }
+    };
+    if !c.agrees {
+        bail!("cuBLASLt's product differs from ours: one of the two GEMMs is wrong");
     }
-    Ok(())
+    let algo = &c.choice;
+    Ok(json!({
+        "cublas_status": "ran",
+        "cublas_library": c.library, "cublas_version": c.version, "cublas_ms": c.matmul_ms,
+        "cublas_plan_ms": c.plan_ms,
+        "cublas_algo": {
+            "algo_id": algo.algo_id, "tile_id": algo.tile_id, "splitk": algo.splitk, "stages_id": algo.stages_id,
+            "workspace_bytes": algo.workspace_bytes, "waves_count": algo.waves_count,
+            "heuristic_candidates": algo.candidates,
+        },
+        "cublas_tops": ops / (c.matmul_ms * 1e-3) / 1e12, "cublas_agrees": c.agrees,
+        "vs_cublas": c.matmul_ms / ours_ms, "vs_cublas_kernel_only": c.matmul_ms / kernel_ms,
+    }))
 }
 
 #[cfg(not(feature = "cuda"))]

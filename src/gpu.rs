@@ -42,10 +42,11 @@ fn probe_lines() -> Vec<String> {
             for d in &driver.devices {
                 sms.push(d.sm_number());
                 lines.push(format!(
-                    "device {}: {}, sm_{}, {:.1} GiB",
+                    "device {}: {}, sm_{}, {} SMs, {:.1} GiB",
                     d.ordinal,
                     d.name,
                     d.sm_number(),
+                    d.multiprocessors,
                     d.memory_bytes as f64 / (1u64 << 30) as f64
                 ));
             }

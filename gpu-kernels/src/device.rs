@@ -16,6 +16,11 @@ use crate::sources;
 /// Largest `m`, `k`, `n` (and tile side) the kernels accept: `protocol::limits::MAX_DIM`.
 pub const MAX_DIM: usize = 1 << 17;
 
+/// Environment variable choosing the GEMM kernel: `dp4a` or `mma` (unset or empty: `mma`
+/// where the architecture has it, else `dp4a`). Lets the GPU tests and benches run the `dp4a`
+/// kernel on chips that default to tensor cores.
+pub const GEMM_ENV: &str = "MATPROOF_GPU_GEMM";
+
 /// Which GEMM kernel a device runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GemmKernel {
@@ -32,6 +37,43 @@ impl GemmKernel {
             GemmKernel::Mma => "mma",
             GemmKernel::Dp4a => "dp4a",
         }
+    }
+
+    /// Its source.
+    pub fn source(self) -> sources::KernelSource {
+        match self {
+            GemmKernel::Mma => sources::GEMM_MMA,
+            GemmKernel::Dp4a => sources::GEMM_DP4A,
+        }
+    }
+
+    /// `"mma"` or `"dp4a"` (ASCII case ignored, surrounding blanks trimmed); anything else is
+    /// [`GpuError::GemmChoice`].
+    pub fn parse(value: &str) -> Result<GemmKernel, GpuError> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "mma" => Ok(GemmKernel::Mma),
+            "dp4a" => Ok(GemmKernel::Dp4a),
+            _ => Err(GpuError::GemmChoice { variable: GEMM_ENV, value: value.to_string() }),
+        }
+    }
+
+    /// The kernel `MATPROOF_GPU_GEMM` asks for, `None` when it is unset or empty.
+    pub fn from_env() -> Result<Option<GemmKernel>, GpuError> {
+        match std::env::var_os(GEMM_ENV) {
+            None => Ok(None),
+            Some(value) if value.is_empty() => Ok(None),
+            Some(value) => Self::parse(&value.to_string_lossy()).map(Some),
+        }
+    }
+
+    /// The default for PTX compiled for `compute_{arch}`.
+    pub fn default_for(arch: u32) -> GemmKernel {
+        if arch >= sources::GEMM_MMA.min_sm { GemmKernel::Mma } else { GemmKernel::Dp4a }
+    }
+
+    /// Every kernel that runs on `compute_{arch}`, the default first.
+    pub fn available_for(arch: u32) -> Vec<GemmKernel> {
+        [GemmKernel::Mma, GemmKernel::Dp4a].into_iter().filter(|k| k.source().min_sm <= arch).collect()
     }
 
     /// `(bm, bn, bk)`: the padding of the packed operands.
@@ -66,11 +108,40 @@ pub fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, DriverError>) -> Res
     }
 }
 
+/// Which leaf-hash kernel hashes a tiling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeafKernel {
+    /// `c_leaf_hashes`: one thread per tile (many small tiles).
+    PerThread,
+    /// `c_leaf_hashes_warp`: one warp per tile (few large tiles).
+    PerWarp,
+}
+
+impl LeafKernel {
+    /// `"thread"` or `"warp"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LeafKernel::PerThread => "thread",
+            LeafKernel::PerWarp => "warp",
+        }
+    }
+
+    /// The kernel for `tiles` tiles on a device with `multiprocessors` SMs: one thread per tile
+    /// while that gives every SM's four warp schedulers a warp (128 tiles per SM), else one warp
+    /// per tile, which spreads few tiles over every SM and builds each message 32 words at a
+    /// time. The crossover is a reasoned guess until a device run times both (`bench gemm
+    /// --backend cuda` reports `leaf_thread_ms` and `leaf_warp_ms`).
+    pub fn for_tiles(tiles: usize, multiprocessors: u32) -> LeafKernel {
+        if tiles < 128 * multiprocessors.max(1) as usize { LeafKernel::PerWarp } else { LeafKernel::PerThread }
+    }
+}
+
 struct Functions {
     pack_rows: CudaFunction,
     pack_transpose: CudaFunction,
     gemm: CudaFunction,
     leaf: CudaFunction,
+    leaf_warp: CudaFunction,
     project_i32: CudaFunction,
     project_i8: CudaFunction,
 }
@@ -148,6 +219,9 @@ pub(crate) struct LeafShape {
     pub(crate) count: usize,
 }
 
+/// Tiles per 128-thread block of the warp-per-tile kernel.
+const TILES_PER_WARP_BLOCK: usize = 4;
+
 impl LeafShape {
     pub(crate) fn new(m: usize, n: usize, tm: usize, tn: usize) -> Result<LeafShape, GpuError> {
         check_dim("m", m)?;
@@ -162,6 +236,11 @@ impl LeafShape {
         grid_1d(count, 128)?;
         Ok(LeafShape { m, n, tm, tn, col_blocks, count })
     }
+
+    /// Whether the warp-per-tile kernel's grid fits (it needs 32× the blocks).
+    pub(crate) fn fits_per_warp(&self) -> bool {
+        grid_1d(self.count, TILES_PER_WARP_BLOCK).is_ok()
+    }
 }
 
 /// 32-byte digests from the leaf kernel's output.
@@ -170,9 +249,16 @@ fn digests(bytes: &[u8]) -> Vec<[u8; 32]> {
 }
 
 impl GpuDevice {
-    /// Opens device `ordinal`: probes the driver and NVRTC first (no cudarc call happens
-    /// unless both are usable), compiles (or loads cached) PTX, loads the modules.
+    /// Opens device `ordinal` with the GEMM kernel `MATPROOF_GPU_GEMM` names, else the
+    /// default for the architecture ([`GEMM_ENV`]).
     pub fn open(ordinal: usize) -> Result<GpuDevice, GpuError> {
+        Self::open_with(ordinal, GemmKernel::from_env()?)
+    }
+
+    /// Opens device `ordinal` with `gemm` (`None`: the architecture's default): probes the
+    /// driver and NVRTC first (no cudarc call happens unless both are usable), compiles (or
+    /// loads cached) PTX, loads the modules.
+    pub fn open_with(ordinal: usize, gemm: Option<GemmKernel>) -> Result<GpuDevice, GpuError> {
         let driver = probe::driver().map_err(GpuError::NoDriver)?;
         let info =
             driver.devices.get(ordinal).cloned().ok_or(GpuError::NoDevice { ordinal, count: driver.devices.len() })?;
@@ -182,35 +268,16 @@ impl GpuDevice {
         }
         let nvrtc = nvrtc().map_err(GpuError::NoNvrtc)?;
         let arch = nvrtc.arch_for(sm);
-        let gemm = if arch >= sources::GEMM_MMA.min_sm { GemmKernel::Mma } else { GemmKernel::Dp4a };
+        let gemm = gemm.unwrap_or(GemmKernel::default_for(arch));
+        if arch < gemm.source().min_sm {
+            return Err(GpuError::GemmUnsupported { kernel: gemm.name(), min_sm: gemm.source().min_sm, arch });
+        }
         let mut ptx = Vec::new();
-        for source in sources::for_sm(arch) {
-            ptx.push((source, ptx_for(&source, arch).map_err(|e| GpuError::Compile(e.to_string()))?));
+        for source in sources::with_gemm(gemm.source()) {
+            ptx.push((source, ptx_for(&source, arch)?));
         }
         let ptx_isa = ptx.first().and_then(|(_, p)| ptx_isa_version(p));
-        let result = guarded("loading the kernels", || {
-            let ctx = CudaContext::new(ordinal)?;
-            let stream = ctx.new_stream()?;
-            let mut modules = Vec::new();
-            for (source, text) in &ptx {
-                modules.push((source.name, ctx.load_module(Ptx::from_src(text.as_str()))?));
-            }
-            let load = |module: &str, function: &str| -> Result<CudaFunction, DriverError> {
-                let (_, m) = modules.iter().find(|(name, _)| *name == module).expect("module compiled above");
-                m.load_function(function)
-            };
-            let (gemm_module, gemm_function) =
-                if gemm == GemmKernel::Mma { ("gemm_mma", "gemm_i8_mma") } else { ("gemm_dp4a", "gemm_i8_dp4a") };
-            let functions = Functions {
-                pack_rows: load("pack", "pack_rows_i8")?,
-                pack_transpose: load("pack", "pack_transpose_i8")?,
-                gemm: load(gemm_module, gemm_function)?,
-                leaf: load("leaf_sha256", "c_leaf_hashes")?,
-                project_i32: load("freivalds", "project_i32")?,
-                project_i8: load("freivalds", "project_i8")?,
-            };
-            Ok((ctx, stream, functions))
-        });
+        let result = guarded("loading the kernels", || Self::load_modules(ordinal, &ptx, gemm));
         let (ctx, stream, functions) = result.map_err(|e| match e {
             GpuError::DriverTooOld { driver, nvrtc } => GpuError::DriverTooOld {
                 driver,
@@ -222,6 +289,35 @@ impl GpuDevice {
             other => other,
         })?;
         Ok(GpuDevice { ctx, stream, functions, info, arch, gemm })
+    }
+
+    /// Creates the context and stream and loads every kernel from `ptx`.
+    fn load_modules(
+        ordinal: usize,
+        ptx: &[(sources::KernelSource, Arc<String>)],
+        gemm: GemmKernel,
+    ) -> Result<(Arc<CudaContext>, Arc<CudaStream>, Functions), DriverError> {
+        let ctx = CudaContext::new(ordinal)?;
+        let stream = ctx.new_stream()?;
+        let mut modules = Vec::new();
+        for (source, text) in ptx {
+            modules.push((source.name, ctx.load_module(Ptx::from_src(text.as_str()))?));
+        }
+        let load = |module: &str, function: &str| -> Result<CudaFunction, DriverError> {
+            let (_, m) = modules.iter().find(|(name, _)| *name == module).expect("module compiled above");
+            m.load_function(function)
+        };
+        let gemm_source = gemm.source();
+        let functions = Functions {
+            pack_rows: load("pack", "pack_rows_i8")?,
+            pack_transpose: load("pack", "pack_transpose_i8")?,
+            gemm: load(gemm_source.name, gemm_source.functions[0])?,
+            leaf: load("leaf_sha256", "c_leaf_hashes")?,
+            leaf_warp: load("leaf_sha256", "c_leaf_hashes_warp")?,
+            project_i32: load("freivalds", "project_i32")?,
+            project_i8: load("freivalds", "project_i8")?,
+        };
+        Ok((ctx, stream, functions))
     }
 
     /// What the driver says about this device.
@@ -382,9 +478,30 @@ impl GpuDevice {
         Ok(())
     }
 
-    /// Leaf hashes of the tiles of the device matrix `c` (m·n i32) into `out` (32 bytes per tile).
+    /// The leaf kernel this device uses for `shape` ([`LeafKernel::for_tiles`]).
+    pub(crate) fn leaf_kernel_for(&self, shape: &LeafShape) -> LeafKernel {
+        match LeafKernel::for_tiles(shape.count, self.info.multiprocessors) {
+            LeafKernel::PerWarp if !shape.fits_per_warp() => LeafKernel::PerThread,
+            kernel => kernel,
+        }
+    }
+
+    /// Leaf hashes of the tiles of the device matrix `c` (m·n i32) into `out` (32 bytes per
+    /// tile), with the kernel [`GpuDevice::leaf_kernel_for`] picks.
     pub(crate) fn launch_leaf(
         &self,
+        c: &CudaSlice<i32>,
+        shape: &LeafShape,
+        out: &mut CudaSlice<u8>,
+    ) -> Result<(), DriverError> {
+        self.launch_leaf_with(self.leaf_kernel_for(shape), c, shape, out)
+    }
+
+    /// As [`GpuDevice::launch_leaf`] with `kernel`; the caller checks that
+    /// [`LeafShape::fits_per_warp`] holds for [`LeafKernel::PerWarp`].
+    pub(crate) fn launch_leaf_with(
+        &self,
+        kernel: LeafKernel,
         c: &CudaSlice<i32>,
         shape: &LeafShape,
         out: &mut CudaSlice<u8>,
@@ -392,16 +509,21 @@ impl GpuDevice {
         if shape.count == 0 {
             return Ok(());
         }
-        let blocks = shape.count.div_ceil(128) as u32; // LeafShape::new bounds count
+        // LeafShape::new bounds the per-thread grid; the per-warp one is checked by the callers.
+        let (function, blocks) = match kernel {
+            LeafKernel::PerThread => (&self.functions.leaf, shape.count.div_ceil(128) as u32),
+            LeafKernel::PerWarp => (&self.functions.leaf_warp, shape.count.div_ceil(TILES_PER_WARP_BLOCK) as u32),
+        };
         let cfg = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (128, 1, 1), shared_mem_bytes: 0 };
         let [m64, n64, tm64, tn64, cb64, count64] =
             [shape.m, shape.n, shape.tm, shape.tn, shape.col_blocks, shape.count].map(|v| v as u64);
-        // SAFETY: matches `c_leaf_hashes(const int* c, u64 m, u64 n, u64 tm, u64 tn, u64
-        // col_blocks, u64 tile_count, u8* out)`; `c` holds m·n i32 (reads are bounded by m, n;
-        // checked by the callers) and `out` 32 bytes per tile (one thread per tile < tile_count).
+        // SAFETY: matches `c_leaf_hashes{,_warp}(const int* c, u64 m, u64 n, u64 tm, u64 tn,
+        // u64 col_blocks, u64 tile_count, u8* out)`; `c` holds m·n i32 (reads are bounded by m,
+        // n; checked by the callers) and `out` 32 bytes per tile (one thread, or one warp, per
+        // tile < tile_count writes them).
         unsafe {
             self.stream
-                .launch_builder(&self.functions.leaf)
+                .launch_builder(function)
                 .arg(c)
                 .arg(&m64)
                 .arg(&n64)
@@ -425,8 +547,24 @@ impl GpuDevice {
         tm: usize,
         tn: usize,
     ) -> Result<Vec<[u8; 32]>, GpuError> {
+        self.c_leaf_hashes_with(None, c, (m, n), (tm, tn))
+    }
+
+    /// As [`GpuDevice::c_leaf_hashes`] with the leaf kernel `kernel` (`None`: the one this
+    /// device picks for the shape), so tests can check both kernels on any shape.
+    pub fn c_leaf_hashes_with(
+        &self,
+        kernel: Option<LeafKernel>,
+        c: &[i32],
+        (m, n): (usize, usize),
+        (tm, tn): (usize, usize),
+    ) -> Result<Vec<[u8; 32]>, GpuError> {
         let shape = LeafShape::new(m, n, tm, tn)?;
         check_len("C", c.len(), m * n)?;
+        let kernel = kernel.unwrap_or_else(|| self.leaf_kernel_for(&shape));
+        if kernel == LeafKernel::PerWarp && !shape.fits_per_warp() {
+            grid_1d(shape.count, TILES_PER_WARP_BLOCK)?;
+        }
         if shape.count == 0 {
             return Ok(Vec::new());
         }
@@ -434,7 +572,7 @@ impl GpuDevice {
         let bytes = guarded("leaf hashes", || {
             let c_dev = stream.clone_htod(c)?;
             let mut out = stream.alloc_zeros::<u8>(shape.count * 32)?;
-            self.launch_leaf(&c_dev, &shape, &mut out)?;
+            self.launch_leaf_with(kernel, &c_dev, &shape, &mut out)?;
             let bytes = stream.clone_dtoh(&out)?;
             stream.synchronize()?;
             Ok(bytes)
@@ -567,5 +705,52 @@ impl Element<'_> {
             Element::I32(m) => m.len(),
             Element::I8(m) => m.len(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gemm_switch_parses_both_names_and_refuses_others_with_a_clear_error() {
+        assert_eq!(GemmKernel::parse("mma").unwrap(), GemmKernel::Mma);
+        assert_eq!(GemmKernel::parse(" DP4A\n").unwrap(), GemmKernel::Dp4a);
+        for bad in ["", "tensor", "dp4a,mma", "mma2"] {
+            match GemmKernel::parse(bad) {
+                Err(e @ GpuError::GemmChoice { .. }) => {
+                    let text = e.to_string();
+                    assert!(text.contains(GEMM_ENV) && text.contains("dp4a or mma"), "{text}");
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn every_chip_with_both_gemm_kernels_offers_both_the_default_first() {
+        assert_eq!(GemmKernel::available_for(75), [GemmKernel::Dp4a]);
+        assert_eq!(GemmKernel::available_for(80), [GemmKernel::Mma, GemmKernel::Dp4a]);
+        assert_eq!(GemmKernel::available_for(90), [GemmKernel::Mma, GemmKernel::Dp4a]);
+        for arch in [61, 75, 80, 86, 89, 90, 100, 120] {
+            assert_eq!(GemmKernel::available_for(arch)[0], GemmKernel::default_for(arch), "sm_{arch}");
+        }
+    }
+
+    #[test]
+    fn few_large_tiles_get_a_warp_each_and_many_small_tiles_a_thread_each() {
+        // An H100 has 132 SMs: 1024 tiles (256×256 tiles of 8192²) would fill 8 SMs one thread
+        // per tile; 4M tiles (4×4) fill all of them.
+        assert_eq!(LeafKernel::for_tiles(1024, 132), LeafKernel::PerWarp);
+        assert_eq!(LeafKernel::for_tiles(4 << 20, 132), LeafKernel::PerThread);
+        assert_eq!(LeafKernel::for_tiles(128 * 132, 132), LeafKernel::PerThread);
+        assert_eq!(LeafKernel::for_tiles(10, 0), LeafKernel::PerWarp, "an SM count of 0 counts as 1");
+    }
+
+    #[test]
+    fn the_per_warp_grid_limit_is_checked() {
+        let huge = LeafShape::new(MAX_DIM, MAX_DIM, 1, 1).unwrap();
+        assert!(!huge.fits_per_warp());
+        assert!(LeafShape::new(8192, 8192, 256, 256).unwrap().fits_per_warp());
     }
 }

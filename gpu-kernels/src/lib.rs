@@ -3,10 +3,12 @@
 //! - `kernels/gemm_mma.cu`: exact `i8×i8→i32` GEMM on tensor cores
 //!   (`mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32`, sm_80+), 128×128×64 block tiles
 //!   through shared memory with a two-stage `cp.async` pipeline;
-//!   `kernels/gemm_dp4a.cu`: the `dp4a` fallback (sm_61+); `kernels/pack.cu`: zero padding and
-//!   the transpose of `B` both use, so any `m, n, k` works and edges are exact.
+//!   `kernels/gemm_dp4a.cu`: the `dp4a` kernel (sm_61+; the default below sm_80, and chosen on
+//!   any chip with `MATPROOF_GPU_GEMM=dp4a`, [`device::GEMM_ENV`]); `kernels/pack.cu`: zero
+//!   padding and the transpose of `B` both use, so any `m, n, k` works and edges are exact.
 //! - `kernels/leaf_sha256.cu`: the SHA-256 leaf hash of every C tile (DESIGN §3), byte for
-//!   byte what `protocol::commit::c_leaf_hashes` returns.
+//!   byte what `protocol::commit::c_leaf_hashes` returns: one thread per tile for many small
+//!   tiles, one warp per tile for few large ones ([`device::LeafKernel`]).
 //! - `kernels/freivalds.cu`: projections `M·r mod 2^61−1` for `i32` (`C·r`) and `i8` (`B·r`,
 //!   `A·x`) matrices, equal to `protocol::freivalds::project_{i32,i8}`.
 //!
@@ -28,7 +30,7 @@ pub mod probe;
 pub mod sources;
 pub mod timing;
 
-pub use device::{GemmKernel, GpuDevice};
+pub use device::{GemmKernel, GpuDevice, LeafKernel};
 pub use probe::{DeviceInfo, DriverInfo};
 pub use timing::{CublasTiming, PipelineTimings, TimingRequest};
 
@@ -37,7 +39,7 @@ pub use timing::{CublasTiming, PipelineTimings, TimingRequest};
 pub enum GpuError {
     /// No usable libcuda (absent, broken, or `cuInit` failed).
     #[error("no usable CUDA driver: {0}")]
-    NoDriver(String),
+    NoDriver(#[source] probe::ProbeError),
     /// The driver works but has no such device.
     #[error("no CUDA device {ordinal} (the driver reports {count})")]
     NoDevice {
@@ -56,10 +58,28 @@ pub enum GpuError {
     },
     /// No usable NVRTC.
     #[error("no usable NVRTC: {0}")]
-    NoNvrtc(String),
+    NoNvrtc(#[source] nvrtc::NvrtcError),
     /// NVRTC refused a kernel.
-    #[error("{0}")]
-    Compile(String),
+    #[error(transparent)]
+    Compile(#[from] nvrtc::CompileError),
+    /// `MATPROOF_GPU_GEMM` is set to something other than a GEMM kernel's name.
+    #[error("{variable}={value:?} names no GEMM kernel: use dp4a or mma (or leave it unset for the default)")]
+    GemmChoice {
+        /// The environment variable.
+        variable: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// The chosen GEMM kernel needs a newer architecture than the PTX targets.
+    #[error("the {kernel} GEMM kernel needs sm_{min_sm} or newer; this device's PTX targets compute_{arch}")]
+    GemmUnsupported {
+        /// `mma` or `dp4a`.
+        kernel: &'static str,
+        /// Its lowest architecture.
+        min_sm: u32,
+        /// The architecture compiled for.
+        arch: u32,
+    },
     /// The driver cannot load PTX this new.
     #[error(
         "the CUDA driver ({driver}) is older than the PTX from NVRTC {nvrtc}: update the driver, or point \

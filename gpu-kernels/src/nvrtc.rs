@@ -5,18 +5,25 @@
 //!
 //! PTX is compiled once per process and cached on disk under
 //! `$XDG_CACHE_HOME/matproof/ptx` (or `~/.cache/matproof/ptx`), keyed by SHA-256 over the
-//! source, the options, the target architecture and the NVRTC version.
+//! source, the options, the target architecture and the NVRTC version. Several threads (the
+//! GPU tests open devices in parallel) and processes may fill the cache at once: within a
+//! process one thread compiles each kernel while the others wait for it; on disk every writer
+//! writes its own temporary file (pid, thread and a counter in its name) and renames it into
+//! place, and every file ends with the SHA-256 of its PTX, so a reader never takes a partial
+//! file for PTX.
 #![allow(unsafe_code)] // FFI into libnvrtc through libloading; each block says why it is sound.
 
 use std::collections::HashMap;
 use std::ffi::{CString, c_char, c_int, c_void};
-use std::path::PathBuf;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use libloading::Library;
 use sha2::{Digest, Sha256};
 
-use crate::probe::{open_first, toolkit_candidates};
+use crate::probe::{LibraryError, open_first, symbol, toolkit_candidates};
 use crate::sources::KernelSource;
 
 type NvrtcResult = c_int;
@@ -74,12 +81,31 @@ pub fn nvrtc_candidates() -> Vec<String> {
     toolkit_candidates(NVRTC_ENV, &["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so", "libnvrtc.so.11.2"], "libnvrtc")
 }
 
+/// Why NVRTC cannot be used.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NvrtcError {
+    /// No NVRTC library loaded, or it lacks an entry point.
+    #[error(transparent)]
+    Library(#[from] LibraryError),
+    /// `nvrtcVersion` failed.
+    #[error("{library}: nvrtcVersion failed with status {code}")]
+    Version {
+        /// The library that loaded.
+        library: String,
+        /// NVRTC's status code.
+        code: i32,
+    },
+    /// Loading NVRTC panicked (caught).
+    #[error("the NVRTC probe panicked")]
+    Panicked,
+}
+
 /// A compile failure.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CompileError {
     /// No NVRTC could be loaded.
     #[error("NVRTC unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] NvrtcError),
     /// NVRTC rejected the source (the log says why).
     #[error("NVRTC failed to compile {name} for sm_{arch}: {message}\n{log}")]
     Failed {
@@ -94,43 +120,40 @@ pub enum CompileError {
     },
 }
 
+impl Fns {
+    fn load(lib: &Library, path: &str) -> Result<Fns, LibraryError> {
+        const WHAT: &str = "NVRTC";
+        // SAFETY (every `symbol` call): each name is a documented NVRTC entry point and each
+        // field's type is that function's documented C signature; `Nvrtc` keeps `lib` loaded
+        // as long as the pointers live.
+        unsafe {
+            Ok(Fns {
+                get_error_string: symbol(lib, WHAT, path, "nvrtcGetErrorString")?,
+                version: symbol(lib, WHAT, path, "nvrtcVersion")?,
+                create_program: symbol(lib, WHAT, path, "nvrtcCreateProgram")?,
+                compile_program: symbol(lib, WHAT, path, "nvrtcCompileProgram")?,
+                get_ptx_size: symbol(lib, WHAT, path, "nvrtcGetPTXSize")?,
+                get_ptx: symbol(lib, WHAT, path, "nvrtcGetPTX")?,
+                get_log_size: symbol(lib, WHAT, path, "nvrtcGetProgramLogSize")?,
+                get_log: symbol(lib, WHAT, path, "nvrtcGetProgramLog")?,
+                destroy_program: symbol(lib, WHAT, path, "nvrtcDestroyProgram")?,
+                // Absent in old NVRTC versions, hence optional.
+                num_supported_archs: symbol(lib, WHAT, path, "nvrtcGetNumSupportedArchs").ok(),
+                supported_archs: symbol(lib, WHAT, path, "nvrtcGetSupportedArchs").ok(),
+            })
+        }
+    }
+}
+
 impl Nvrtc {
-    fn open() -> Result<Nvrtc, String> {
-        let candidates = nvrtc_candidates();
-        let (lib, library) =
-            open_first(&candidates).map_err(|e| format!("libnvrtc not found ({e}; set {NVRTC_ENV} to its path)"))?;
-        macro_rules! sym {
-            ($name:literal) => {
-                // SAFETY: looked up by its documented NVRTC name; the field it is stored in has
-                // that function's documented C signature.
-                *unsafe { lib.get(concat!($name, "\0").as_bytes()) }
-                    .map_err(|e| format!("{library} is not a usable NVRTC: {}", crate::probe::describe($name, &e)))?
-            };
-        }
-        macro_rules! opt_sym {
-            ($name:literal) => {
-                // SAFETY: as above; absent in old NVRTC versions, hence optional.
-                unsafe { lib.get(concat!($name, "\0").as_bytes()) }.ok().map(|s| *s)
-            };
-        }
-        let fns = Fns {
-            get_error_string: sym!("nvrtcGetErrorString"),
-            version: sym!("nvrtcVersion"),
-            create_program: sym!("nvrtcCreateProgram"),
-            compile_program: sym!("nvrtcCompileProgram"),
-            get_ptx_size: sym!("nvrtcGetPTXSize"),
-            get_ptx: sym!("nvrtcGetPTX"),
-            get_log_size: sym!("nvrtcGetProgramLogSize"),
-            get_log: sym!("nvrtcGetProgramLog"),
-            destroy_program: sym!("nvrtcDestroyProgram"),
-            num_supported_archs: opt_sym!("nvrtcGetNumSupportedArchs"),
-            supported_archs: opt_sym!("nvrtcGetSupportedArchs"),
-        };
+    fn open() -> Result<Nvrtc, NvrtcError> {
+        let (lib, library) = open_first(&nvrtc_candidates(), "libnvrtc", Some(NVRTC_ENV))?;
+        let fns = Fns::load(&lib, &library)?;
         let (mut major, mut minor) = (0, 0);
         // SAFETY: writes two ints into live locals.
         let code = unsafe { (fns.version)(&mut major, &mut minor) };
         if code != 0 {
-            return Err(format!("{library}: nvrtcVersion failed ({code})"));
+            return Err(NvrtcError::Version { library, code });
         }
         let mut archs = Vec::new();
         if let (Some(num), Some(list)) = (fns.num_supported_archs, fns.supported_archs) {
@@ -235,12 +258,10 @@ impl Nvrtc {
 }
 
 /// The process-wide NVRTC (loaded on first use).
-pub fn nvrtc() -> Result<&'static Nvrtc, String> {
-    static NVRTC: OnceLock<Result<Nvrtc, String>> = OnceLock::new();
+pub fn nvrtc() -> Result<&'static Nvrtc, NvrtcError> {
+    static NVRTC: OnceLock<Result<Nvrtc, NvrtcError>> = OnceLock::new();
     NVRTC
-        .get_or_init(|| {
-            std::panic::catch_unwind(Nvrtc::open).unwrap_or_else(|_| Err("the NVRTC probe panicked".into()))
-        })
+        .get_or_init(|| std::panic::catch_unwind(Nvrtc::open).unwrap_or(Err(NvrtcError::Panicked)))
         .as_ref()
         .map_err(Clone::clone)
 }
@@ -257,7 +278,7 @@ pub fn cache_dir() -> Option<PathBuf> {
 /// The cache key: SHA-256 over the source, the options, the architecture and the NVRTC version.
 pub fn cache_key(source: &str, arch: u32, version: (i32, i32)) -> String {
     let mut h = Sha256::new();
-    h.update(b"matproof/ptx/v1\0");
+    h.update(b"matproof/ptx/v2\0"); // v2: files end with the PTX's SHA-256
     h.update((source.len() as u64).to_le_bytes());
     h.update(source.as_bytes());
     for option in OPTIONS {
@@ -270,52 +291,120 @@ pub fn cache_key(source: &str, arch: u32, version: (i32, i32)) -> String {
     hex::encode(h.finalize())
 }
 
-/// Compiled PTX by `(kernel name, arch)`.
-type PtxByKernel = HashMap<(String, u32), Arc<String>>;
+/// One kernel's PTX in this process: filled once, by the first thread that asks; the others
+/// wait on its lock instead of compiling the same source again.
+type PtxSlot = Arc<Mutex<Option<Arc<String>>>>;
 
 /// PTX for `kernel` on `compute_{arch}`: from this process's memory, else the disk cache, else
 /// NVRTC (then written to the cache; a cache that cannot be written is not an error).
 pub fn ptx_for(kernel: &KernelSource, arch: u32) -> Result<Arc<String>, CompileError> {
-    static MEMORY: OnceLock<Mutex<PtxByKernel>> = OnceLock::new();
-    let memory = MEMORY.get_or_init(Default::default);
-    let key = (kernel.name.to_string(), arch);
-    if let Some(ptx) = memory.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+    static MEMORY: OnceLock<Mutex<HashMap<(String, u32), PtxSlot>>> = OnceLock::new();
+    let slot = {
+        let mut slots = MEMORY.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+        slots.entry((kernel.name.to_string(), arch)).or_default().clone()
+    };
+    // Held while compiling: a second thread asking for this kernel waits here, then finds it.
+    let mut ptx = slot.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(ptx) = ptx.as_ref() {
         return Ok(ptx.clone());
     }
+    let compiled = Arc::new(cached_ptx(kernel, arch, cache_dir().as_deref())?);
+    *ptx = Some(compiled.clone());
+    Ok(compiled)
+}
+
+/// PTX for `kernel` on `compute_{arch}` from the disk cache in `dir`, else compiled by NVRTC
+/// and written there (`None`: no cache). No in-process memory and no lock: many threads or
+/// processes may call this for the same kernel at once, each then compiling and writing.
+pub fn cached_ptx(kernel: &KernelSource, arch: u32, dir: Option<&Path>) -> Result<String, CompileError> {
     let nvrtc = nvrtc().map_err(CompileError::Unavailable)?;
-    let hash = cache_key(kernel.source, arch, nvrtc.version);
-    let file = cache_dir().map(|d| d.join(format!("{}-sm{arch}-{}.ptx", kernel.name, &hash[..32])));
-    let cached = file.as_ref().and_then(|f| std::fs::read_to_string(f).ok()).filter(|ptx| {
-        ptx.contains(".version") && kernel.functions.iter().all(|f| ptx.contains(&format!(".entry {f}(")))
-    });
-    let ptx = match cached {
-        Some(ptx) => ptx,
-        None => {
-            let ptx = nvrtc.compile(kernel.name, kernel.source, arch)?;
-            if let Some(file) = &file {
-                write_atomically(file, ptx.as_bytes());
-            }
-            ptx
-        }
-    };
-    let ptx = Arc::new(ptx);
-    memory.lock().unwrap_or_else(|p| p.into_inner()).insert(key, ptx.clone());
+    let file = dir.map(|d| cache_file(d, kernel, arch, nvrtc.version));
+    let cached = file.as_deref().and_then(read_cache_file).filter(|ptx| declares_every_kernel(ptx, kernel));
+    if let Some(ptx) = cached {
+        return Ok(ptx);
+    }
+    let ptx = nvrtc.compile(kernel.name, kernel.source, arch)?;
+    if let Some(file) = &file {
+        // A cache that cannot be written only costs the next process a compile.
+        let _ = write_cache_file(file, &ptx);
+    }
     Ok(ptx)
 }
 
-fn write_atomically(file: &std::path::Path, bytes: &[u8]) {
-    let Some(dir) = file.parent() else { return };
-    if std::fs::create_dir_all(dir).is_err() {
-        return;
-    }
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        file.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
-        std::process::id()
-    ));
-    if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, file).is_err() {
+/// Whether `ptx` looks like a whole module of `kernel`: a `.version` line and every entry.
+pub fn declares_every_kernel(ptx: &str, kernel: &KernelSource) -> bool {
+    ptx.contains(".version") && kernel.functions.iter().all(|f| ptx.contains(&format!(".entry {f}(")))
+}
+
+/// The cache file of `kernel` for `compute_{arch}` and NVRTC `version` in `dir`.
+pub fn cache_file(dir: &Path, kernel: &KernelSource, arch: u32, version: (i32, i32)) -> PathBuf {
+    let hash = cache_key(kernel.source, arch, version);
+    dir.join(format!("{}-sm{arch}-{}.ptx", kernel.name, &hash[..32]))
+}
+
+/// Marks the end of a cache file: the SHA-256 of the PTX before it follows.
+const CHECKSUM_LINE: &str = "\n// matproof-ptx-sha256 ";
+
+/// A cache file could not be written.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CacheError {
+    /// An I/O operation on the cache directory failed.
+    #[error("PTX cache: cannot {action} {}", .path.display())]
+    Io {
+        /// What was being done (`create`, `write`, `rename into place`).
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+}
+
+/// Writes `ptx` and its SHA-256 to `file` so that a concurrent reader sees either no file,
+/// an older whole file, or this whole file: the bytes go to a temporary file of this writer
+/// alone (pid, thread id and a process-wide counter in its name), which is then renamed over
+/// `file` (atomic on POSIX file systems).
+pub fn write_cache_file(file: &Path, ptx: &str) -> Result<(), CacheError> {
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let io = |action: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| CacheError::Io { action, path, source: Arc::new(source) }
+    };
+    let dir = file.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+    let thread: String = format!("{:?}", std::thread::current().id()).chars().filter(char::is_ascii_digit).collect();
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp =
+        dir.join(format!(".{name}.{}.{thread}.{}.tmp", std::process::id(), WRITES.fetch_add(1, Ordering::Relaxed)));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut out| {
+            out.write_all(ptx.as_bytes())?;
+            writeln!(out, "{CHECKSUM_LINE}{}", hex::encode(Sha256::digest(ptx.as_bytes())))
+        })
+        .map_err(io("write", &tmp))
+        .and_then(|()| std::fs::rename(&tmp, file).map_err(io("rename into place", file)));
+    if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
+    written
+}
+
+/// The PTX in a cache file written by [`write_cache_file`], or `None` when the file is
+/// absent, unreadable, or not whole (its checksum line is missing or does not match).
+pub fn read_cache_file(file: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(file).ok()?;
+    whole_cache_text(&text).map(str::to_string)
+}
+
+/// The PTX in the text of a cache file, or `None` when the text is not a whole file.
+pub fn whole_cache_text(text: &str) -> Option<&str> {
+    let (ptx, checksum) = text.rsplit_once(CHECKSUM_LINE)?;
+    let checksum = checksum.strip_suffix('\n')?;
+    (checksum == hex::encode(Sha256::digest(ptx.as_bytes()))).then_some(ptx)
 }
 
 /// The PTX ISA version a PTX text declares (`.version 8.5` → `(8, 5)`).
@@ -338,6 +427,24 @@ mod tests {
         assert_ne!(base, cache_key("src", 90, (12, 6)));
         assert_ne!(base, cache_key("src", 80, (13, 0)));
         assert_eq!(base.len(), 64);
+    }
+
+    #[test]
+    fn a_cache_file_reads_back_whole_and_a_cut_one_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sub").join("k.ptx");
+        let ptx = ".version 8.5\n.target sm_80\n.entry k(\n";
+        write_cache_file(&file, ptx).unwrap();
+        assert_eq!(read_cache_file(&file).as_deref(), Some(ptx));
+        let bytes = std::fs::read(&file).unwrap();
+        for cut in [0, 1, ptx.len(), bytes.len() - 1] {
+            std::fs::write(&file, &bytes[..cut]).unwrap();
+            assert_eq!(read_cache_file(&file), None, "cut at {cut}");
+        }
+        // No temporary file is left behind.
+        let names: Vec<_> =
+            std::fs::read_dir(file.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["k.ptx"]);
     }
 
     #[test]

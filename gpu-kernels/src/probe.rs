@@ -1,11 +1,12 @@
 //! Probing for the CUDA driver without cudarc, which panics when a library or symbol is
 //! missing. The probe dlopens the same library cudarc would pick (the first loadable name in
 //! cudarc's candidate list), checks the symbols, initializes the driver and lists devices.
-//! Every failure is an error string; nothing here panics.
+//! Every failure is a [`ProbeError`] (or a [`LibraryError`] for the toolkit libraries the
+//! other modules load the same way); nothing here panics.
 #![allow(unsafe_code)] // FFI into libcuda through libloading; each block says why it is sound.
 
 use std::ffi::{c_char, c_int, c_uint};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use libloading::Library;
 
@@ -20,6 +21,8 @@ pub struct DeviceInfo {
     pub sm: (u32, u32),
     /// Global memory in bytes.
     pub memory_bytes: u64,
+    /// Streaming multiprocessors (sizes launches that must spread over every SM).
+    pub multiprocessors: u32,
 }
 
 impl DeviceInfo {
@@ -54,8 +57,84 @@ type CuDeviceGetName = unsafe extern "C" fn(*mut c_char, c_int, c_int) -> CuResu
 type CuDeviceGetAttribute = unsafe extern "C" fn(*mut c_int, c_int, c_int) -> CuResult;
 type CuDeviceTotalMem = unsafe extern "C" fn(*mut usize, c_int) -> CuResult;
 
+const ATTR_MULTIPROCESSOR_COUNT: c_int = 16;
 const ATTR_CC_MAJOR: c_int = 75;
 const ATTR_CC_MINOR: c_int = 76;
+
+/// Why a shared library (libcuda, NVRTC, cuBLASLt) could not be loaded or used.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LibraryError {
+    /// No candidate name loaded.
+    #[error("{stem} not found ({attempts} name(s) tried, last {name}: {}{})", cause_text(.source), env_hint(*.env))]
+    NotFound {
+        /// The library's file stem, e.g. `libnvrtc`.
+        stem: &'static str,
+        /// How many names were tried.
+        attempts: usize,
+        /// The last name tried.
+        name: String,
+        /// The environment variable that names the library, when there is one.
+        env: Option<&'static str>,
+        /// dlopen's error for the last name.
+        #[source]
+        source: Arc<libloading::Error>,
+    },
+    /// The library loaded but lacks a symbol this crate calls.
+    #[error("{path} is not a usable {what}: {symbol}: {}", cause_text(.source))]
+    MissingSymbol {
+        /// What the library should have been, e.g. `CUDA driver`.
+        what: &'static str,
+        /// The file that loaded.
+        path: String,
+        /// The missing symbol.
+        symbol: &'static str,
+        /// dlsym's error.
+        #[source]
+        source: Arc<libloading::Error>,
+    },
+}
+
+fn env_hint(env: Option<&str>) -> String {
+    env.map(|var| format!("; set {var} to its path")).unwrap_or_default()
+}
+
+/// libloading's own text and dlerror's (libloading keeps the latter in its error's source).
+fn cause_text(e: &libloading::Error) -> String {
+    use std::error::Error as _;
+    match e.source() {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
+
+/// Why the CUDA driver cannot be used.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProbeError {
+    /// libcuda is absent or not a CUDA driver.
+    #[error(transparent)]
+    Library(#[from] LibraryError),
+    /// `cuInit` failed.
+    #[error("{library} (driver {}): cuInit failed: {}", format_cuda_version(*.version), driver_error_name(*.code))]
+    Init {
+        /// The library that loaded.
+        library: String,
+        /// `cuDriverGetVersion`.
+        version: i32,
+        /// The `CUresult`.
+        code: i32,
+    },
+    /// Another driver call failed.
+    #[error("{call} failed: {}", driver_error_name(*.code))]
+    Call {
+        /// The driver entry point.
+        call: &'static str,
+        /// The `CUresult`.
+        code: i32,
+    },
+    /// The probe itself panicked (caught).
+    #[error("the driver probe panicked")]
+    Panicked,
+}
 
 /// The names cudarc tries for libcuda, in its order.
 pub fn driver_candidates() -> Vec<String> {
@@ -82,30 +161,43 @@ pub(crate) fn toolkit_candidates(env_var: &str, sonames: &[&str], stem: &str) ->
     names
 }
 
-pub(crate) fn open_first(candidates: &[String]) -> Result<(Library, String), String> {
-    let mut errors = Vec::new();
+/// Loads the first library of `candidates` (names of `stem`, named by `env` when set) that
+/// dlopen accepts: `(library, resolved path)`, or the last dlopen error.
+pub(crate) fn open_first(
+    candidates: &[String],
+    stem: &'static str,
+    env: Option<&'static str>,
+) -> Result<(Library, String), LibraryError> {
+    let mut last = None;
     for name in candidates {
         // SAFETY: loading a shared library runs its initializers. These are the CUDA libraries
         // (or whatever the system put under their names), the same libraries cudarc or any
         // CUDA program would load; no Rust invariants depend on their initializers.
         match unsafe { Library::new(name) } {
             Ok(lib) => return Ok((lib, resolve_path(name))),
-            Err(e) => errors.push(describe(name, &e)),
+            Err(e) => last = Some((name.clone(), e)),
         }
     }
-    match errors.last() {
-        Some(last) if errors.len() > 1 => Err(format!("{} names tried, last {last}", errors.len())),
-        Some(last) => Err(last.clone()),
-        None => Err("no candidate names".into()),
-    }
+    let (name, source) = last.unwrap_or_else(|| ("(no candidate names)".into(), libloading::Error::DlOpenUnknown));
+    Err(LibraryError::NotFound { stem, attempts: candidates.len(), name, env, source: Arc::new(source) })
 }
 
-/// `name: error: cause` (libloading keeps dlerror's text in the error's source).
-pub(crate) fn describe(name: &str, e: &libloading::Error) -> String {
-    use std::error::Error as _;
-    match e.source() {
-        Some(cause) => format!("{name}: {e}: {cause}"),
-        None => format!("{name}: {e}"),
+/// Looks up `symbol` in `lib` (loaded from `path` as a `what`), typed as `T`.
+///
+/// # Safety
+/// `T` must be the documented C signature of `symbol` (a function pointer type), and the
+/// returned value must not outlive `lib`.
+pub(crate) unsafe fn symbol<T: Copy>(
+    lib: &Library,
+    what: &'static str,
+    path: &str,
+    symbol: &'static str,
+) -> Result<T, LibraryError> {
+    let name = format!("{symbol}\0");
+    // SAFETY: the caller vouches for `T` and the lifetime (this function's contract).
+    match unsafe { lib.get::<T>(name.as_bytes()) } {
+        Ok(found) => Ok(*found),
+        Err(e) => Err(LibraryError::MissingSymbol { what, path: path.to_string(), symbol, source: Arc::new(e) }),
     }
 }
 
@@ -126,8 +218,8 @@ pub(crate) fn resolve_path(name: &str) -> String {
     name.to_string()
 }
 
-fn check(what: &str, code: CuResult) -> Result<(), String> {
-    if code == 0 { Ok(()) } else { Err(format!("{what} failed: {}", driver_error_name(code))) }
+fn check(call: &'static str, code: CuResult) -> Result<(), ProbeError> {
+    if code == 0 { Ok(()) } else { Err(ProbeError::Call { call, code }) }
 }
 
 /// A readable name for a `CUresult` code.
@@ -151,60 +243,80 @@ pub fn driver_error_name(code: i32) -> String {
     if name.is_empty() { format!("CUresult {code}") } else { format!("{name} ({code})") }
 }
 
-fn probe_uncached() -> Result<DriverInfo, String> {
-    let candidates = driver_candidates();
-    let (lib, library) = open_first(&candidates).map_err(|e| format!("libcuda not found ({e})"))?;
-    macro_rules! sym {
-        ($ty:ty, $name:literal) => {
-            // SAFETY: the symbol is looked up by its documented CUDA driver API name and typed
-            // with that function's documented C signature.
-            *unsafe { lib.get::<$ty>(concat!($name, "\0").as_bytes()) }
-                .map_err(|e| format!("{library} is not a usable CUDA driver: {}", describe($name, &e)))?
-        };
-    }
-    let cu_init: CuInit = sym!(CuInit, "cuInit");
-    let cu_driver_get_version: CuDriverGetVersion = sym!(CuDriverGetVersion, "cuDriverGetVersion");
-    let cu_device_get_count: CuDeviceGetCount = sym!(CuDeviceGetCount, "cuDeviceGetCount");
-    let cu_device_get: CuDeviceGet = sym!(CuDeviceGet, "cuDeviceGet");
-    let cu_device_get_name: CuDeviceGetName = sym!(CuDeviceGetName, "cuDeviceGetName");
-    let cu_device_get_attribute: CuDeviceGetAttribute = sym!(CuDeviceGetAttribute, "cuDeviceGetAttribute");
-    let cu_device_total_mem: CuDeviceTotalMem = sym!(CuDeviceTotalMem, "cuDeviceTotalMem_v2");
+/// The driver entry points the probe calls, looked up from one loaded libcuda.
+struct DriverFns {
+    init: CuInit,
+    driver_get_version: CuDriverGetVersion,
+    device_get_count: CuDeviceGetCount,
+    device_get: CuDeviceGet,
+    device_get_name: CuDeviceGetName,
+    device_get_attribute: CuDeviceGetAttribute,
+    device_total_mem: CuDeviceTotalMem,
+}
 
-    let mut version: c_int = 0;
-    // SAFETY: the pointer is to a live local; the function writes one int. `lib` outlives
-    // every call below (the pointers are only used in this function).
-    check("cuDriverGetVersion", unsafe { cu_driver_get_version(&mut version) })?;
-    // SAFETY: cuInit takes flags by value (0 is the only valid value).
-    check("cuInit", unsafe { cu_init(0) })
-        .map_err(|e| format!("{library} (driver {}): {e}", format_cuda_version(version)))?;
-    let mut count: c_int = 0;
-    // SAFETY: writes one int into a live local.
-    check("cuDeviceGetCount", unsafe { cu_device_get_count(&mut count) })?;
-    let mut devices = Vec::new();
-    for ordinal in 0..count.max(0) {
+impl DriverFns {
+    fn load(lib: &Library, path: &str) -> Result<DriverFns, LibraryError> {
+        const WHAT: &str = "CUDA driver";
+        // SAFETY (every `symbol` call): each name is a documented CUDA driver API entry point
+        // and each field's type is that function's documented C signature; the pointers are
+        // used only while `lib` is loaded (the probe never unloads it).
+        unsafe {
+            Ok(DriverFns {
+                init: symbol(lib, WHAT, path, "cuInit")?,
+                driver_get_version: symbol(lib, WHAT, path, "cuDriverGetVersion")?,
+                device_get_count: symbol(lib, WHAT, path, "cuDeviceGetCount")?,
+                device_get: symbol(lib, WHAT, path, "cuDeviceGet")?,
+                device_get_name: symbol(lib, WHAT, path, "cuDeviceGetName")?,
+                device_get_attribute: symbol(lib, WHAT, path, "cuDeviceGetAttribute")?,
+                device_total_mem: symbol(lib, WHAT, path, "cuDeviceTotalMem_v2")?,
+            })
+        }
+    }
+
+    fn attribute(&self, attribute: c_int, device: c_int) -> Result<u32, ProbeError> {
+        let mut value: c_int = 0;
+        // SAFETY: writes one int into a live local; `device` came from cuDeviceGet.
+        check("cuDeviceGetAttribute", unsafe { (self.device_get_attribute)(&mut value, attribute, device) })?;
+        Ok(value.max(0) as u32)
+    }
+
+    fn device(&self, ordinal: c_int) -> Result<DeviceInfo, ProbeError> {
         let mut device: c_int = 0;
-        // SAFETY: writes one int; ordinal < count.
-        check("cuDeviceGet", unsafe { cu_device_get(&mut device, ordinal) })?;
+        // SAFETY: writes one int; the caller passes ordinal < cuDeviceGetCount.
+        check("cuDeviceGet", unsafe { (self.device_get)(&mut device, ordinal) })?;
         let mut name = [0 as c_char; 256];
         // SAFETY: the buffer holds 256 chars and its length is passed; the driver writes a
         // NUL-terminated string of at most that length.
-        check("cuDeviceGetName", unsafe { cu_device_get_name(name.as_mut_ptr(), name.len() as c_int, device) })?;
+        check("cuDeviceGetName", unsafe { (self.device_get_name)(name.as_mut_ptr(), name.len() as c_int, device) })?;
         let name: Vec<u8> = name.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
-        let (mut major, mut minor): (c_int, c_int) = (0, 0);
-        // SAFETY: each call writes one int into a live local.
-        check("cuDeviceGetAttribute", unsafe { cu_device_get_attribute(&mut major, ATTR_CC_MAJOR, device) })?;
-        // SAFETY: as above.
-        check("cuDeviceGetAttribute", unsafe { cu_device_get_attribute(&mut minor, ATTR_CC_MINOR, device) })?;
         let mut memory: usize = 0;
         // SAFETY: writes one size_t into a live local.
-        check("cuDeviceTotalMem", unsafe { cu_device_total_mem(&mut memory, device) })?;
-        devices.push(DeviceInfo {
+        check("cuDeviceTotalMem", unsafe { (self.device_total_mem)(&mut memory, device) })?;
+        Ok(DeviceInfo {
             ordinal: ordinal as usize,
             name: String::from_utf8_lossy(&name).into_owned(),
-            sm: (major.max(0) as u32, minor.max(0) as u32),
+            sm: (self.attribute(ATTR_CC_MAJOR, device)?, self.attribute(ATTR_CC_MINOR, device)?),
             memory_bytes: memory as u64,
-        });
+            multiprocessors: self.attribute(ATTR_MULTIPROCESSOR_COUNT, device)?,
+        })
     }
+}
+
+fn probe_uncached() -> Result<DriverInfo, ProbeError> {
+    let (lib, library) = open_first(&driver_candidates(), "libcuda", None)?;
+    let fns = DriverFns::load(&lib, &library)?;
+    let mut version: c_int = 0;
+    // SAFETY: the pointer is to a live local; the function writes one int.
+    check("cuDriverGetVersion", unsafe { (fns.driver_get_version)(&mut version) })?;
+    // SAFETY: cuInit takes flags by value (0 is the only valid value).
+    let code = unsafe { (fns.init)(0) };
+    if code != 0 {
+        return Err(ProbeError::Init { library, version, code });
+    }
+    let mut count: c_int = 0;
+    // SAFETY: writes one int into a live local.
+    check("cuDeviceGetCount", unsafe { (fns.device_get_count)(&mut count) })?;
+    let devices = (0..count.max(0)).map(|ordinal| fns.device(ordinal)).collect::<Result<Vec<_>, _>>()?;
     // Keep the library loaded: cudarc will open the same file and unloading a driver that
     // was initialized is pointless churn.
     std::mem::forget(lib);
@@ -212,13 +324,9 @@ fn probe_uncached() -> Result<DriverInfo, String> {
 }
 
 /// Probes the driver once per process (later calls return the first answer).
-pub fn driver() -> Result<DriverInfo, String> {
-    static PROBE: OnceLock<Result<DriverInfo, String>> = OnceLock::new();
-    PROBE
-        .get_or_init(|| {
-            std::panic::catch_unwind(probe_uncached).unwrap_or_else(|_| Err("the driver probe panicked".into()))
-        })
-        .clone()
+pub fn driver() -> Result<DriverInfo, ProbeError> {
+    static PROBE: OnceLock<Result<DriverInfo, ProbeError>> = OnceLock::new();
+    PROBE.get_or_init(|| std::panic::catch_unwind(probe_uncached).unwrap_or(Err(ProbeError::Panicked))).clone()
 }
 
 #[cfg(test)]

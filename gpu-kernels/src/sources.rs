@@ -37,12 +37,12 @@ pub const GEMM_DP4A: KernelSource = KernelSource {
     functions: &["gemm_i8_dp4a"],
 };
 
-/// SHA-256 leaf hashes of the C tiles (DESIGN §3).
+/// SHA-256 leaf hashes of the C tiles (DESIGN §3): one thread per tile, or one warp per tile.
 pub const LEAF_SHA256: KernelSource = KernelSource {
     name: "leaf_sha256",
     source: include_str!("../kernels/leaf_sha256.cu"),
     min_sm: 61,
-    functions: &["c_leaf_hashes"],
+    functions: &["c_leaf_hashes", "c_leaf_hashes_warp"],
 };
 
 /// Freivalds projections over `2^61 − 1` (`C·r`, and `i8` matrices for `B·r`, `A·x`).
@@ -56,10 +56,20 @@ pub const FREIVALDS: KernelSource = KernelSource {
 /// Every kernel source.
 pub const ALL: [KernelSource; 5] = [PACK, GEMM_MMA, GEMM_DP4A, LEAF_SHA256, FREIVALDS];
 
-/// The sources a device of compute capability `sm` uses (the GEMM kernel picked by `sm`).
-pub fn for_sm(sm: u32) -> Vec<KernelSource> {
-    let gemm = if sm >= GEMM_MMA.min_sm { GEMM_MMA } else { GEMM_DP4A };
+/// The GEMM source a device compiled for `compute_{arch}` uses by default: tensor cores where
+/// the architecture has them, `dp4a` below.
+pub fn default_gemm(arch: u32) -> KernelSource {
+    if arch >= GEMM_MMA.min_sm { GEMM_MMA } else { GEMM_DP4A }
+}
+
+/// The sources a device loads with the GEMM kernel `gemm`.
+pub fn with_gemm(gemm: KernelSource) -> Vec<KernelSource> {
     vec![PACK, gemm, LEAF_SHA256, FREIVALDS]
+}
+
+/// The sources a device of compute capability `sm` uses by default.
+pub fn for_sm(sm: u32) -> Vec<KernelSource> {
+    with_gemm(default_gemm(sm))
 }
 
 #[cfg(test)]

@@ -2,13 +2,17 @@
 //! of cuBLASLt's int8 GEMM on the same operands, measured with CUDA events so host copies and
 //! launch overhead do not blur the kernels' own time. Used by `matproof bench gemm --backend
 //! cuda`.
+//!
+//! cuBLASLt's handle, descriptors and heuristic are set up once, before its timed runs
+//! ([`crate::cublaslt::CublasLt::plan_i8`]): its event window holds one `cublasLtMatmul` and
+//! nothing else, like ours holds one kernel launch.
 #![allow(unsafe_code)] // one cuBLASLt call on device pointers; the block says why it is sound.
 
 use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DevicePtrMut, DriverError, sys};
 
 use crate::GpuError;
-use crate::cublaslt::{CublasLt, MatmulI8, cublaslt};
-use crate::device::{DeviceMatrix, GpuDevice, LeafShape, grid_1d, guarded};
+use crate::cublaslt::{AlgorithmChoice, CublasError, CublasLt, MatmulBuffersI8, MatmulShapeI8, cublaslt};
+use crate::device::{DeviceMatrix, GemmBuffers, GemmDims, GpuDevice, LeafKernel, LeafShape, grid_1d, guarded};
 
 /// Limits on a timing request, so a typo cannot ask for hours of device time.
 pub const MAX_TIMING_RUNS: usize = 1_000;
@@ -43,16 +47,24 @@ pub struct PipelineTimings {
     pub pack_ms: f64,
     /// The GEMM kernel alone on the packed operands.
     pub gemm_ms: f64,
-    /// SHA-256 leaf hashes of every `tm×tn` C tile, from C on the device.
+    /// SHA-256 leaf hashes of every `tm×tn` C tile, from C on the device, with the kernel the
+    /// device picks for this tiling (`leaf_kernel`).
     pub leaf_ms: f64,
+    /// The leaf kernel the device picks for this tiling.
+    pub leaf_kernel: LeafKernel,
+    /// The one-thread-per-tile leaf kernel.
+    pub leaf_thread_ms: f64,
+    /// The one-warp-per-tile leaf kernel (`None` when its grid would not fit).
+    pub leaf_warp_ms: Option<f64>,
     /// The Freivalds projections `B·r`, `A·x` and `C·r` for every round.
     pub project_ms: f64,
     /// Host to device copy of `A` and `B`.
     pub upload_ms: f64,
     /// Device to host copy of `C`.
     pub download_ms: f64,
-    /// cuBLASLt on the same operands, or why it could not run.
-    pub cublas: Result<CublasTiming, String>,
+    /// cuBLASLt on the same operands, or why it could not run (for a shape it has no int8
+    /// algorithm for: [`CublasError::NoAlgorithm`]).
+    pub cublas: Result<CublasTiming, CublasError>,
 }
 
 /// cuBLASLt's int8 GEMM on the same operands.
@@ -62,8 +74,13 @@ pub struct CublasTiming {
     pub library: String,
     /// Its `cublasLtGetVersion()`.
     pub version: usize,
-    /// Median time of one `cublasLtMatmul` (B already transposed, which favours cuBLASLt).
+    /// Median time of one `cublasLtMatmul` (B already transposed, which favours cuBLASLt;
+    /// handle, descriptors and heuristic are outside the timed window).
     pub matmul_ms: f64,
+    /// Host time of the one-off setup (handle, descriptors, heuristic), never in `matmul_ms`.
+    pub plan_ms: f64,
+    /// The algorithm the heuristic chose and that was timed.
+    pub choice: AlgorithmChoice,
     /// Whether its product equals ours entry for entry (it must: both are exact).
     pub agrees: bool,
 }
@@ -124,8 +141,12 @@ impl GpuDevice {
             let mut buffers = self.upload_gemm_operands(a, b, &dims)?;
             let pack_ms = time_on(stream, runs, || self.launch_pack(&mut buffers, &dims))?;
             let gemm_ms = time_on(stream, runs, || self.launch_gemm(&mut buffers, &dims))?;
-            let mut leaf_out = stream.alloc_zeros::<u8>(leaves.count * 32)?;
-            let leaf_ms = time_on(stream, runs, || self.launch_leaf(&buffers.c, &leaves, &mut leaf_out))?;
+            let (leaf_thread_ms, leaf_warp_ms) = self.time_leaves(&buffers.c, &leaves, runs)?;
+            let leaf_kernel = self.leaf_kernel_for(&leaves);
+            let leaf_ms = match (leaf_kernel, leaf_warp_ms) {
+                (LeafKernel::PerWarp, Some(ms)) => ms,
+                _ => leaf_thread_ms,
+            };
             let r_dev = stream.clone_htod(&r_host)?;
             let x_dev = stream.clone_htod(&x_host)?;
             let mut br = stream.alloc_zeros::<u64>(rounds * k)?;
@@ -139,67 +160,100 @@ impl GpuDevice {
             let mut c_host = vec![0i32; m * n];
             let download_ms = time_on(stream, runs, || stream.memcpy_dtoh(&buffers.c, &mut c_host))?;
             stream.synchronize()?;
-            let cublas = match lt {
+            let cublas = match &lt {
                 Ok(lt) => self.time_cublas(lt, &buffers, &dims, runs, &c_host)?,
                 Err(e) => Err(e.clone()),
             };
-            Ok(PipelineTimings { pack_ms, gemm_ms, leaf_ms, project_ms, upload_ms, download_ms, cublas })
+            Ok(PipelineTimings {
+                pack_ms,
+                gemm_ms,
+                leaf_ms,
+                leaf_kernel,
+                leaf_thread_ms,
+                leaf_warp_ms,
+                project_ms,
+                upload_ms,
+                download_ms,
+                cublas,
+            })
         })
     }
 
+    /// Both leaf kernels on the device matrix `c`: `(per thread, per warp)` medians.
+    fn time_leaves(
+        &self,
+        c: &CudaSlice<i32>,
+        leaves: &LeafShape,
+        runs: usize,
+    ) -> Result<(f64, Option<f64>), DriverError> {
+        let mut out = self.stream.alloc_zeros::<u8>(leaves.count * 32)?;
+        let mut time = |kernel| time_on(&self.stream, runs, || self.launch_leaf_with(kernel, c, leaves, &mut out));
+        let per_thread = time(LeafKernel::PerThread)?;
+        let per_warp = if leaves.fits_per_warp() { Some(time(LeafKernel::PerWarp)?) } else { None };
+        Ok((per_thread, per_warp))
+    }
+
     /// cuBLASLt on the packed operands (`ap` with row stride `kp`, `btp` = Bᵀ with row stride
-    /// `kp`; the zero padding is outside the shapes it is told). The outer error is a driver
-    /// failure; the inner one says why cuBLASLt itself refused.
+    /// `kp`; the zero padding is outside the shapes it is told). Planned once (handle,
+    /// descriptors, heuristic), then only `cublasLtMatmul` is timed. The outer error is a
+    /// driver failure; the inner one says why cuBLASLt itself refused.
     fn time_cublas(
         &self,
         lt: &CublasLt,
-        buffers: &crate::device::GemmBuffers,
-        dims: &crate::device::GemmDims,
+        buffers: &GemmBuffers,
+        dims: &GemmDims,
         runs: usize,
         ours: &[i32],
-    ) -> Result<Result<CublasTiming, String>, DriverError> {
+    ) -> Result<Result<CublasTiming, CublasError>, DriverError> {
         let stream = &self.stream;
-        let mut d: CudaSlice<i32> = stream.alloc_zeros(dims.m * dims.np)?;
-        let mut workspace: CudaSlice<u8> = stream.alloc_zeros(CUBLAS_WORKSPACE_BYTES)?;
+        let shape = MatmulShapeI8 {
+            m: dims.m as u64,
+            k: dims.k as u64,
+            n: dims.n as u64,
+            a_stride: dims.kp as u64,
+            bt_stride: dims.kp as u64,
+            d_stride: dims.np as u64,
+        };
         self.ctx.bind_to_thread()?;
-        let refusal = std::cell::Cell::new(None::<String>);
-        let run = |d: &mut CudaSlice<i32>, workspace: &mut CudaSlice<u8>| -> Result<(), DriverError> {
+        let planned = std::time::Instant::now();
+        let plan = match lt.plan_i8(shape, CUBLAS_WORKSPACE_BYTES) {
+            Ok(plan) => plan,
+            Err(e) => return Ok(Err(e)),
+        };
+        let plan_ms = planned.elapsed().as_secs_f64() * 1e3;
+        let mut d: CudaSlice<i32> = stream.alloc_zeros(dims.m * dims.np)?;
+        let mut workspace: CudaSlice<u8> = stream.alloc_zeros(CUBLAS_WORKSPACE_BYTES.max(1))?;
+        let refusal = std::cell::Cell::new(None::<CublasError>);
+        let mut run = || -> Result<(), DriverError> {
             let (ap, _ap_sync) = buffers.ap.device_ptr(stream);
             let (btp, _btp_sync) = buffers.btp.device_ptr(stream);
             let (d_ptr, _d_sync) = d.device_ptr_mut(stream);
             let (ws, _ws_sync) = workspace.device_ptr_mut(stream);
-            let job = MatmulI8 {
-                m: dims.m as u64,
-                k: dims.k as u64,
-                n: dims.n as u64,
-                a: ap,
-                a_stride: dims.kp as u64,
-                bt: btp,
-                bt_stride: dims.kp as u64,
-                d: d_ptr,
-                d_stride: dims.np as u64,
-                workspace: ws,
-                workspace_bytes: CUBLAS_WORKSPACE_BYTES,
-            };
+            let job =
+                MatmulBuffersI8 { a: ap, bt: btp, d: d_ptr, workspace: ws, workspace_bytes: CUBLAS_WORKSPACE_BYTES };
             // SAFETY: the context of `stream` was bound above; `ap` holds mp·kp ≥ m rows of kp,
-            // `btp` np·kp ≥ n rows of kp, `d` m·np i32 and the workspace its stated bytes; all
-            // stay alive (and their sync guards held) until the call has been enqueued, and the
-            // caller synchronizes before they drop.
-            if let Err(e) = unsafe { lt.matmul_i8(stream.cu_stream().cast(), &job) } {
+            // `btp` np·kp ≥ n rows of kp, `d` m·np i32 and the workspace its stated bytes, as
+            // the plan's shape says; all stay alive (and their sync guards held) until the call
+            // has been enqueued, and the caller synchronizes before they drop.
+            if let Err(e) = unsafe { plan.matmul(stream.cu_stream().cast(), &job) } {
                 refusal.set(Some(e));
             }
             Ok(())
         };
-        run(&mut d, &mut workspace)?;
+        run()?;
         stream.synchronize()?;
         if let Some(e) = refusal.take() {
             return Ok(Err(e));
         }
-        let matmul_ms = time_on(stream, runs, || run(&mut d, &mut workspace))?;
+        let matmul_ms = time_on(stream, runs, &mut run)?;
         let d_host = stream.clone_dtoh(&d)?;
         stream.synchronize()?;
+        if let Some(e) = refusal.take() {
+            return Ok(Err(e));
+        }
         let agrees =
             d_host.chunks_exact(dims.np).zip(ours.chunks_exact(dims.n)).all(|(theirs, ours)| &theirs[..dims.n] == ours);
-        Ok(Ok(CublasTiming { library: lt.library.clone(), version: lt.version, matmul_ms, agrees }))
+        let (library, version, choice) = (lt.library.clone(), lt.version, plan.choice);
+        Ok(Ok(CublasTiming { library, version, matmul_ms, plan_ms, choice, agrees }))
     }
 }

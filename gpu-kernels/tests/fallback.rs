@@ -69,7 +69,7 @@ fn child_with_broken_libcuda() {
     if std::env::var_os(CHILD_ENV).is_none() {
         return;
     }
-    let error = probe::driver().expect_err("a broken libcuda must not probe as a driver");
+    let error = probe::driver().expect_err("a broken libcuda must not probe as a driver").to_string();
     assert!(error.contains("not a usable CUDA driver") || error.contains("libcuda not found"), "{error}");
     match GpuDevice::open(0) {
         Err(e @ GpuError::NoDriver(_)) => println!("{e}"),

@@ -7,7 +7,7 @@
 
 use std::process::Command;
 
-use matproof_gpu_kernels::nvrtc::{NVRTC_ENV, cache_dir, cache_key, nvrtc, ptx_for, ptx_isa_version};
+use matproof_gpu_kernels::nvrtc::{NVRTC_ENV, cache_dir, cache_file, nvrtc, ptx_for, ptx_isa_version, read_cache_file};
 use matproof_gpu_kernels::sources::ALL;
 
 #[derive(Debug, Default)]
@@ -117,16 +117,20 @@ fn every_kernel_compiles_for_sm80_and_sm90_without_spills() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 
-    // The runtime path: compiled once, cached on disk, the same PTX from memory afterwards.
+    check_the_runtime_path(nvrtc);
+}
+
+/// The runtime path: compiled once, cached on disk (whole, with its checksum), the same PTX
+/// from memory afterwards.
+fn check_the_runtime_path(nvrtc: &matproof_gpu_kernels::nvrtc::Nvrtc) {
     for source in ALL {
         let arch = source.min_sm.max(80);
         let first = ptx_for(&source, arch).unwrap();
         assert_eq!(*first, nvrtc.compile(source.name, source.source, arch).unwrap(), "{}", source.name);
         assert!(std::sync::Arc::ptr_eq(&first, &ptx_for(&source, arch).unwrap()), "compiled once per process");
         if let Some(dir) = cache_dir() {
-            let key = cache_key(source.source, arch, nvrtc.version);
-            let file = dir.join(format!("{}-sm{arch}-{}.ptx", source.name, &key[..32]));
-            assert_eq!(std::fs::read_to_string(&file).ok().as_deref(), Some(first.as_str()), "{}", file.display());
+            let file = cache_file(&dir, &source, arch, nvrtc.version);
+            assert_eq!(read_cache_file(&file).as_deref(), Some(first.as_str()), "{}", file.display());
         }
     }
 }

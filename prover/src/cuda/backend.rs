@@ -12,7 +12,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use matproof_gpu_kernels::{GpuDevice, GpuError, nvrtc, probe};
+use matproof_gpu_kernels::{GemmKernel, GpuDevice, GpuError, nvrtc, probe};
 use matproof_protocol::freivalds::{FreivaldsError, MODULUS};
 use matproof_protocol::matrix::{MatrixI8, MatrixI32, product_dims};
 use matproof_protocol::merkle::Digest;
@@ -99,9 +99,19 @@ impl CudaBackend {
         Self::on_device(0)
     }
 
-    /// Opens device `ordinal`.
+    /// Opens device `ordinal` (GEMM kernel: `MATPROOF_GPU_GEMM`, else the architecture's default).
     pub fn on_device(ordinal: usize) -> Result<Self, GpuError> {
-        Ok(Self { device: GpuDevice::open(ordinal)?, cpu: CpuBackend::best(), gate: FailureGate::default() })
+        Ok(Self::with_device(GpuDevice::open(ordinal)?))
+    }
+
+    /// Opens device `ordinal` with the GEMM kernel `gemm` (`None`: the architecture's default,
+    /// whatever `MATPROOF_GPU_GEMM` says).
+    pub fn on_device_with(ordinal: usize, gemm: Option<GemmKernel>) -> Result<Self, GpuError> {
+        Ok(Self::with_device(GpuDevice::open_with(ordinal, gemm)?))
+    }
+
+    fn with_device(device: GpuDevice) -> Self {
+        Self { device, cpu: CpuBackend::best(), gate: FailureGate::default() }
     }
 
     /// The same backend with `policy` for device failures.
