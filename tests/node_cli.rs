@@ -1,6 +1,7 @@
 //! The node commands end to end, as processes: `matproof verifier serve` in the background,
 //! `verifier fund`, `prover run` on a tiny job (approved, receipt written and audited),
 //! `job status`; then `prover serve` in the background and `job open --sidecar`.
+#![allow(clippy::too_many_lines)] // long scenarios read top to bottom
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -19,14 +19,17 @@ use matproof_prover::{CommittedJob, CpuBackend, execute};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
+/// A development key pair.
+pub type KeyPair = (TileProvingKey, TileVerifyingKey);
+
 /// The seed of every development key pair here.
 pub const KEY_SEED: u64 = 7;
 
 /// The development key pair for `shape` (setup seeded with [`KEY_SEED`]), made once per
 /// process and shape.
-pub fn dev_keys(shape: CircuitShape) -> &'static (TileProvingKey, TileVerifyingKey) {
-    static KEYS: OnceLock<Mutex<HashMap<(usize, usize, usize), &'static (TileProvingKey, TileVerifyingKey)>>> =
-        OnceLock::new();
+pub fn dev_keys(shape: CircuitShape) -> &'static KeyPair {
+    type ByShape = HashMap<(usize, usize, usize), &'static KeyPair>;
+    static KEYS: OnceLock<Mutex<ByShape>> = OnceLock::new();
     let mut keys = KEYS.get_or_init(Mutex::default).lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     keys.entry((shape.tm, shape.tn, shape.kc)).or_insert_with(|| {
         let pair = development_setup(shape, &mut ChaCha20Rng::seed_from_u64(KEY_SEED)).expect("development setup");

@@ -11,6 +11,7 @@
 //!
 //! Options: `--clients N` (default 8), `--jobs-per-client J` (default 4), `--mode
 //! succinct|full` (default full). Prints one line of JSON.
+#![allow(clippy::too_many_lines)] // long scenarios read top to bottom
 
 // The job, party and node set-up shared with the node tests.
 #[cfg(feature = "service")]

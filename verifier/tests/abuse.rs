@@ -4,6 +4,7 @@
 //! the ledger stays conserved, and an honest job is still served. A burst of concurrent
 //! `OpenJob`s opens exactly the free slots of `max_open_jobs` (on SQLite, and on PostgreSQL
 //! in a fresh schema when `MATPROOF_TEST_POSTGRES_URL` is set).
+#![allow(clippy::too_many_lines)] // long scenarios read top to bottom
 #![cfg(feature = "service")]
 
 mod support;

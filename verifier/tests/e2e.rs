@@ -6,6 +6,7 @@
 //!
 //! Every scenario runs on SQLite, and also on PostgreSQL (a fresh schema) when
 //! `MATPROOF_TEST_POSTGRES_URL` is set. The ledger's conservation check runs after each step.
+#![allow(clippy::too_many_lines)] // long scenarios read top to bottom
 #![cfg(feature = "service")]
 
 mod support;

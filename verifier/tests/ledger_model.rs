@@ -16,6 +16,7 @@
 //! Runs on SQLite, and on PostgreSQL too when `MATPROOF_TEST_POSTGRES_URL` is set. Cases and
 //! length: `MATPROOF_LEDGER_MODEL_CASES` (default 64), `MATPROOF_LEDGER_MODEL_STEPS` (default
 //! at most 60 per case).
+#![allow(clippy::too_many_lines)] // long scenarios read top to bottom
 #![cfg(feature = "service")]
 
 use std::collections::BTreeMap;

@@ -42,6 +42,9 @@ pub fn signed_open_job(
     pb::OpenJobRequest { spec: Some(spec.into()), consumer_signature: signature.0.to_vec(), a_npy, b_npy }
 }
 
+/// `A` and `B` as `.npy` bytes.
+pub type InputBytes<'a> = (&'a [u8], &'a [u8]);
+
 /// An `OpenJob` whose spec decoded and whose consumer signature verified.
 #[derive(Debug, Clone)]
 pub struct OpenJob {
@@ -62,7 +65,7 @@ impl OpenJob {
     }
 
     /// The inputs the mode demands: both in full mode, none in succinct mode.
-    pub fn inputs(&self) -> Result<Option<(&[u8], &[u8])>, SessionError> {
+    pub fn inputs(&self) -> Result<Option<InputBytes<'_>>, SessionError> {
         match self.spec.policy.mode {
             VerificationMode::Full if self.a_npy.is_empty() || self.b_npy.is_empty() => {
                 Err(SessionError::invalid("a_npy", "full mode needs A and B"))

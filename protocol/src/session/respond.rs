@@ -243,7 +243,7 @@ impl ResponseReader {
         if c.first_row != self.rows_received as u64 {
             return Err(invalid("c_rows.first_row", format!("{}, expected {}", c.first_row, self.rows_received)));
         }
-        if c.values.is_empty() || c.values.len() % n != 0 {
+        if c.values.is_empty() || !c.values.len().is_multiple_of(n) {
             return Err(invalid("c_rows.values", format!("{} values: not whole rows of {n}", c.values.len())));
         }
         let count = c.values.len() / n;

@@ -228,9 +228,8 @@ pub(crate) struct Node {
     pub(crate) admission: tokio::sync::Mutex<()>,
 }
 
-/// Opens the database (running the migrations), recovers, and starts serving.
-pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
-    let NodeConfig { listen, database_url, identity, verifying_keys, limits } = config;
+/// Checks the limits a node cannot run with.
+fn check_limits(limits: &NodeLimits) -> Result<(), NodeError> {
     if limits.max_message_bytes == 0 || limits.max_message_bytes > MAX_MESSAGE_BYTES {
         return Err(NodeError::Limit { field: "max_message_bytes", reason: "must be in 1..=MAX_MESSAGE_BYTES" });
     }
@@ -240,6 +239,11 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     if limits.rpc_timeout.is_zero() || limits.expiry_interval.is_zero() {
         return Err(NodeError::Limit { field: "rpc_timeout", reason: "timeouts and intervals must be positive" });
     }
+    Ok(())
+}
+
+/// Each verifying key, checked and pinned by its own hash.
+fn pin_keys(verifying_keys: Vec<TileVerifyingKey>) -> Result<HashMap<VkHash, PinnedVerifyingKey>, NodeError> {
     let mut keys = HashMap::new();
     for (index, key) in verifying_keys.into_iter().enumerate() {
         let hash = key.hash();
@@ -247,6 +251,43 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
             PinnedVerifyingKey::new(key, &hash).map_err(|e| NodeError::Key { index, reason: e.to_string() })?;
         keys.insert(hash, pinned);
     }
+    Ok(keys)
+}
+
+/// Recovery: every verdict recorded in the ledger but not released is released, then every
+/// verdict the node stored but did not settle is settled (both idempotent).
+async fn recover(node: &Node) -> Result<(), NodeError> {
+    let report = node.ledger.recover().await?;
+    if !report.posted.is_empty() || !report.voided.is_empty() {
+        tracing::info!(posted = report.posted.len(), voided = report.voided.len(), "ledger recovery released jobs");
+    }
+    for job_id in node.store.unsettled().await? {
+        if let Err(e) = node.settle_job(&job_id).await {
+            tracing::warn!(job = %job_id, "settlement at start-up failed: {e}");
+        }
+    }
+    Ok(())
+}
+
+/// Voids expired jobs every `expiry_interval`, until aborted.
+fn spawn_expiry(node: Arc<Node>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(node.limits.expiry_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = node.expire_jobs().await {
+                tracing::warn!("voiding expired jobs failed: {e}");
+            }
+        }
+    })
+}
+
+/// Opens the database (running the migrations), recovers, and starts serving.
+pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
+    let NodeConfig { listen, database_url, identity, verifying_keys, limits } = config;
+    check_limits(&limits)?;
+    let keys = pin_keys(verifying_keys)?;
     let ledger = Ledger::open_with(
         &database_url,
         LedgerOptions { max_connections: limits.max_db_connections, ..LedgerOptions::default() },
@@ -263,18 +304,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         admission: tokio::sync::Mutex::new(()),
         limits: limits.clone(),
     });
-
-    // Recovery: every verdict recorded in the ledger but not released is released, then
-    // every verdict the node stored but did not settle is settled (both idempotent).
-    let report = ledger.recover().await?;
-    if !report.posted.is_empty() || !report.voided.is_empty() {
-        tracing::info!(posted = report.posted.len(), voided = report.voided.len(), "ledger recovery released jobs");
-    }
-    for job_id in store.unsettled().await? {
-        if let Err(e) = node.settle_job(&job_id).await {
-            tracing::warn!(job = %job_id, "settlement at start-up failed: {e}");
-        }
-    }
+    recover(&node).await?;
 
     let listener =
         tokio::net::TcpListener::bind(listen).await.map_err(|source| NodeError::Bind { addr: listen, source })?;
@@ -311,17 +341,6 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         });
     let server = tokio::spawn(server);
 
-    let expiry_node = node.clone();
-    let expiry = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(expiry_node.limits.expiry_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if let Err(e) = expiry_node.expire_jobs().await {
-                tracing::warn!("voiding expired jobs failed: {e}");
-            }
-        }
-    });
-
+    let expiry = spawn_expiry(node);
     Ok(RunningNode { addr, ledger, verifier_key, shutdown, server, expiry, store })
 }
