@@ -461,12 +461,10 @@ const RESPONSE_QUEUE_CHUNKS: usize = 4;
 /// sent as it is written.
 fn response_stream(
     job: Arc<CommittedJob>,
-    spec: &JobSpec,
-    r_c: MerkleRoot,
+    expect: ResponseExpectation,
     openings: Vec<TileOpening>,
     identity: Identity,
 ) -> tokio_stream::wrappers::ReceiverStream<pb::RespondChunk> {
-    let expect = ResponseExpectation::for_job(spec, r_c);
     let (tx, rx) = tokio::sync::mpsc::channel(RESPONSE_QUEUE_CHUNKS);
     tokio::task::spawn_blocking(move || {
         let mut writer = ResponseWriter::new(expect);
@@ -553,7 +551,8 @@ pub async fn run_job(job: RunJob<'_>) -> Result<JobOutcome, SidecarError> {
     clock.finish(format!("{} sampled tiles opened and proven (Groth16)", openings.len()));
 
     clock.start(Phase::Respond);
-    let stream = response_stream(committed, &spec, r_c, openings, Identity::from_seed(identity.seed()));
+    let expect = ResponseExpectation::for_job(&spec, r_c);
+    let stream = response_stream(committed, expect, openings, Identity::from_seed(identity.seed()));
     let verdict_wire =
         client.respond(stream).await.map_err(|status| SidecarError::Verifier { call: "Respond", status })?.into_inner();
     let verdict = session::read_verdict(&verdict_wire, &job_id, &r_c, &challenge.verifier_key)
@@ -665,32 +664,6 @@ mod tests {
     use matproof_protocol::tiling::Tiling;
     use tokio_stream::StreamExt;
 
-    fn spec_for(m: usize, k: usize, n: usize, shape: CircuitShape) -> JobSpec {
-        use matproof_protocol::spec::Policy;
-        JobSpec {
-            m: m as u64,
-            k: k as u64,
-            n: n as u64,
-            shape,
-            r_a: MerkleRoot([1; 32]),
-            r_b: MerkleRoot([2; 32]),
-            vk_hash: VkHash([3; 32]),
-            policy: Policy {
-                mode: VerificationMode::Full,
-                samples: 0,
-                freivalds_rounds: 2,
-                quorum: 1,
-                target_fraud_ppm: 0,
-                deadline_unix_ms: 0,
-            },
-            price: 0,
-            slash_amount: 0,
-            consumer: PublicKey([5; 32]),
-            provider: PublicKey([6; 32]),
-            nonce: vec![7],
-        }
-    }
-
     #[tokio::test]
     async fn full_mode_chunks_cover_c_in_whole_rows_within_the_bound() {
         let shape = CircuitShape { tm: 2, tn: 2, kc: 4 };
@@ -705,14 +678,21 @@ mod tests {
         let job = Arc::new(CommittedJob::new(tiling, a.clone(), b, execution).unwrap());
         assert_eq!(job.a_tree.root(), digest_tree(&a_digests(&tiling, &a).unwrap()).root());
         let provider = Identity::from_seed([4; 32]);
-        let mut spec = spec_for(m, k, n, shape);
-        spec.provider = provider.public_key();
         let r_c = job.execution.c_tree.root();
+        let expect = ResponseExpectation {
+            job_id: JobId([3; 32]),
+            r_c,
+            provider: provider.public_key(),
+            c_rows: m,
+            row_len: n,
+            openings: 0,
+            budget_bytes: u64::MAX,
+        };
         let messages: Vec<_> =
-            response_stream(Arc::clone(&job), &spec, r_c, vec![], Identity::from_seed([4; 32])).collect().await;
+            response_stream(Arc::clone(&job), expect, vec![], Identity::from_seed([4; 32])).collect().await;
         let mut rows = Vec::new();
         for message in &messages[..messages.len() - 1] {
-            assert_eq!(message.job_id, spec.job_id().to_vec());
+            assert_eq!(message.job_id, vec![3; 32]);
             let Some(pb::respond_chunk::Part::CRows(chunk)) = &message.part else { panic!("expected rows") };
             assert_eq!(chunk.first_row as usize * n, rows.len());
             assert_eq!(chunk.values.len() % n, 0);
@@ -722,13 +702,13 @@ mod tests {
         assert_eq!(rows, c.as_slice());
         assert!(matches!(messages.last().unwrap().part, Some(pb::respond_chunk::Part::End(_))));
         // What the sidecar streams, the session's reader authenticates.
-        let mut reader = session::ResponseReader::new(ResponseExpectation::for_job(&spec, r_c));
+        let mut reader = session::ResponseReader::new(expect);
         for message in messages {
             reader.push(message).unwrap();
         }
         assert_eq!(reader.finish().unwrap().c_rows.unwrap(), c.as_slice());
-        spec.policy.mode = VerificationMode::Succinct;
-        let succinct: Vec<_> = response_stream(job, &spec, r_c, vec![], provider).collect().await;
+        let succinct = ResponseExpectation { c_rows: 0, ..expect };
+        let succinct: Vec<_> = response_stream(job, succinct, vec![], provider).collect().await;
         assert_eq!(succinct.len(), 1);
     }
 
