@@ -199,6 +199,7 @@ pub fn report_json(report: &AuditReport) -> Value {
             RejectionGrounds::FraudProven { row, col } => json!({ "grounds": "fraud_proven", "row": row, "col": col }),
             RejectionGrounds::OpeningsFail { detail } => json!({ "grounds": "openings_fail", "detail": detail }),
             RejectionGrounds::DataShowsWrongC { row } => json!({ "grounds": "data_shows_wrong_c", "row": row }),
+            RejectionGrounds::StreamedCNotCommitted => json!({ "grounds": "streamed_c_not_committed" }),
             RejectionGrounds::NotIndependentlyCheckable { reasons } => {
                 json!({ "grounds": "not_independently_checkable", "reasons": reasons })
             }

@@ -90,10 +90,14 @@ fn fixture() -> Fixture {
     let r_c = job.execution.c_tree.root();
     let challenge = Challenge { job_id, r_c, seed: Seed([8; 32]) };
     let openings = job.respond(&pk, &challenge, 3, 2).unwrap();
+    let (commit_signature, response_end) =
+        matproof_testkit::provider_signatures(&spec, r_c, None, &openings, &provider);
     let receipt = Receipt {
         version: RECEIPT_VERSION,
         consumer_signature: consumer.sign(PURPOSE_JOB, &spec.canonical_bytes()),
         r_c,
+        commit_signature,
+        response_end,
         challenge: SignedChallenge::sign(challenge, &verifier),
         openings,
         summary: check_summary(&spec).unwrap(),

@@ -13,8 +13,10 @@ use crate::spec::{JobSpec, VerificationMode};
 use crate::transcript::Challenge;
 use sha2::{Digest as _, Sha256};
 
-/// The receipt format version this code writes and reads.
-pub const RECEIPT_VERSION: u32 = 1;
+/// The receipt format version this code writes and reads. Version 2 added the provider's
+/// `commit` and `respond` signatures and the integer inputs of the bounds; version 1
+/// receipts are refused with [`crate::wire::ReceiptDecodeError::Version`].
+pub const RECEIPT_VERSION: u32 = 2;
 
 /// Most verdicts (one per verifier of a quorum) in one receipt.
 pub const MAX_VERDICTS: usize = 64;
@@ -47,34 +49,30 @@ pub fn job_commitment_bytes(job_id: &JobId, r_c: &MerkleRoot) -> [u8; 64] {
 /// Domain tag of the response digest.
 pub const RESPONSE_DOMAIN: &[u8] = b"matproof/v1/resp";
 
-/// The digest of a provider's response, which its end signature covers, so that a signature
-/// seen once cannot be replayed under other contents (a third party could otherwise get an
-/// honest provider rejected). SHA-256 over `"matproof/v1/resp" ‖ job_id ‖ R_C ‖
-/// u64le(c_values) ‖ every streamed C entry, row-major, as i32le ‖ u64le(openings) ‖ each
-/// opening's canonical bytes` (docs/formats.md): independent of how rows are cut into
-/// messages.
+/// Domain tag of the digest of a response's streamed `C` (its own hash, so that a receipt,
+/// which does not carry `C`, can carry this digest instead and an auditor can still
+/// recompute the response digest the provider signed).
+pub const RESPONSE_C_DOMAIN: &[u8] = b"matproof/v1/resp/c";
+
+/// The digest of the `C` part of a response: SHA-256 over `"matproof/v1/resp/c" ‖
+/// u64le(c_values) ‖ every streamed C entry, row-major, as i32le` (`c_values` is `m·n` in
+/// full mode and 0 in succinct mode, where nothing follows).
 #[derive(Debug, Clone)]
-pub struct ResponseHasher {
+pub struct CDigestHasher {
     hasher: Sha256,
-    openings: u64,
-    openings_started: bool,
 }
 
-impl ResponseHasher {
-    /// Starts the digest of a response with `c_values` entries of `C` (`m·n` in full mode,
-    /// 0 in succinct mode) and `openings` openings.
-    pub fn new(job_id: &JobId, r_c: &MerkleRoot, c_values: u64, openings: u64) -> Self {
+impl CDigestHasher {
+    /// Starts the digest of `c_values` entries.
+    pub fn new(c_values: u64) -> Self {
         let mut hasher = Sha256::new();
-        hasher.update(RESPONSE_DOMAIN);
-        hasher.update(job_id.as_bytes());
-        hasher.update(r_c.as_bytes());
+        hasher.update(RESPONSE_C_DOMAIN);
         hasher.update(c_values.to_le_bytes());
-        Self { hasher, openings, openings_started: false }
+        Self { hasher }
     }
 
     /// Absorbs the next entries of `C` (whole rows, in order).
     pub fn rows(&mut self, values: &[i32]) {
-        debug_assert!(!self.openings_started, "rows after openings");
         let mut bytes = vec![0u8; 4 * values.len().min(4096)];
         for chunk in values.chunks(4096) {
             for (slot, value) in bytes.chunks_exact_mut(4).zip(chunk) {
@@ -84,19 +82,80 @@ impl ResponseHasher {
         }
     }
 
-    fn start_openings(&mut self) {
-        if !self.openings_started {
-            self.openings_started = true;
-            self.hasher.update(self.openings.to_le_bytes());
+    /// The digest.
+    pub fn finish(self) -> Digest {
+        self.hasher.finalize().into()
+    }
+}
+
+/// The `C` digest of a whole streamed `C` (row-major), or of none (`&[]`, succinct mode).
+pub fn c_digest(values: &[i32]) -> Digest {
+    let mut h = CDigestHasher::new(values.len() as u64);
+    h.rows(values);
+    h.finish()
+}
+
+/// Both digests of a finished response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseDigests {
+    /// The digest of the streamed `C` ([`CDigestHasher`]).
+    pub c_digest: Digest,
+    /// The response digest, which the end signature covers.
+    pub response_digest: Digest,
+}
+
+/// The digest of a provider's response, which its end signature covers, so that a signature
+/// seen once cannot be replayed under other contents (a third party could otherwise get an
+/// honest provider rejected). SHA-256 over `"matproof/v1/resp" ‖ job_id ‖ R_C ‖ c_digest ‖
+/// u64le(openings) ‖ each opening's canonical bytes`, `c_digest` being [`CDigestHasher`]'s
+/// (docs/formats.md): independent of how rows are cut into messages, and recomputable from a
+/// receipt, which carries the openings and `c_digest` but not `C`.
+#[derive(Debug, Clone)]
+pub struct ResponseHasher {
+    job_id: JobId,
+    r_c: MerkleRoot,
+    openings: u64,
+    c: Option<CDigestHasher>,
+    outer: Option<(Sha256, Digest)>,
+}
+
+impl ResponseHasher {
+    /// Starts the digest of a response with `c_values` entries of `C` (`m·n` in full mode,
+    /// 0 in succinct mode) and `openings` openings.
+    pub fn new(job_id: &JobId, r_c: &MerkleRoot, c_values: u64, openings: u64) -> Self {
+        Self { job_id: *job_id, r_c: *r_c, openings, c: Some(CDigestHasher::new(c_values)), outer: None }
+    }
+
+    /// Starts the digest of a response whose `C` part hashed to `c_digest` (an auditor's
+    /// view: the receipt carries `c_digest` and the openings); only openings follow.
+    pub fn with_c_digest(job_id: &JobId, r_c: &MerkleRoot, c_digest: Digest, openings: u64) -> Self {
+        let outer = outer_start(job_id, r_c, &c_digest, openings);
+        Self { job_id: *job_id, r_c: *r_c, openings, c: None, outer: Some((outer, c_digest)) }
+    }
+
+    /// Absorbs the next entries of `C` (whole rows, in order).
+    pub fn rows(&mut self, values: &[i32]) {
+        debug_assert!(self.outer.is_none(), "rows after openings");
+        if let Some(c) = &mut self.c {
+            c.rows(values);
         }
+    }
+
+    /// The outer hasher, started (with the finished `C` digest) on first use.
+    fn outer(&mut self) -> &mut Sha256 {
+        let (job_id, r_c, openings, c) = (&self.job_id, &self.r_c, self.openings, &mut self.c);
+        let (outer, _) = self.outer.get_or_insert_with(|| {
+            let c_digest = c.take().map_or_else(|| c_digest(&[]), CDigestHasher::finish);
+            (outer_start(job_id, r_c, &c_digest, openings), c_digest)
+        });
+        outer
     }
 
     /// Absorbs the next opening: `u64le(tile) ‖ u64le(len) ‖ c_tile i32le ‖ path(C) ‖ d_A ‖
     /// path(A) ‖ d_B ‖ path(B) ‖ u64le(len) ‖ proof`, a path being `u64le(leaf) ‖
     /// u64le(size) ‖ u64le(len) ‖ hashes`.
     pub fn opening(&mut self, opening: &TileOpening) {
-        self.start_openings();
-        let h = &mut self.hasher;
+        let h = self.outer();
         h.update(opening.tile_index.to_le_bytes());
         h.update((opening.c_tile.len() as u64).to_le_bytes());
         for value in &opening.c_tile {
@@ -111,11 +170,35 @@ impl ResponseHasher {
         h.update(&opening.proof);
     }
 
-    /// The digest.
-    pub fn finish(mut self) -> Digest {
-        self.start_openings();
-        self.hasher.finalize().into()
+    /// Both digests.
+    pub fn finish(mut self) -> ResponseDigests {
+        self.outer();
+        match self.outer {
+            Some((outer, c_digest)) => ResponseDigests { c_digest, response_digest: outer.finalize().into() },
+            // `outer()` just set it; an empty response digest would never verify.
+            None => ResponseDigests { c_digest: [0; 32], response_digest: [0; 32] },
+        }
     }
+}
+
+/// `"matproof/v1/resp" ‖ job_id ‖ R_C ‖ c_digest ‖ u64le(openings)`, absorbed.
+fn outer_start(job_id: &JobId, r_c: &MerkleRoot, c_digest: &Digest, openings: u64) -> Sha256 {
+    let mut outer = Sha256::new();
+    outer.update(RESPONSE_DOMAIN);
+    outer.update(job_id.as_bytes());
+    outer.update(r_c.as_bytes());
+    outer.update(c_digest);
+    outer.update(openings.to_le_bytes());
+    outer
+}
+
+/// The response digest an auditor recomputes from a receipt: its `c_digest` and openings.
+pub fn response_digest(job_id: &JobId, r_c: &MerkleRoot, c_digest: Digest, openings: &[TileOpening]) -> Digest {
+    let mut h = ResponseHasher::with_c_digest(job_id, r_c, c_digest, openings.len() as u64);
+    for opening in openings {
+        h.opening(opening);
+    }
+    h.finish().response_digest
 }
 
 fn absorb_path(h: &mut Sha256, path: &InclusionProof) {
@@ -256,7 +339,8 @@ pub fn truncate_utf8(text: &str, max_bytes: usize) -> &str {
 }
 
 /// What a verifier checked and the bounds that follow, as stated in a receipt. An auditor
-/// recomputes the numbers from the spec and does not trust these.
+/// checks the integers exactly against the spec and the floating-point bounds within a
+/// stated tolerance of their formula (docs/formats.md, "Check summary").
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckSummary {
     /// Full or succinct.
@@ -265,16 +349,55 @@ pub struct CheckSummary {
     pub freivalds_rounds: u32,
     /// Tiles sampled and proven.
     pub samples: u32,
-    /// Tiles in the job.
+    /// Tiles in the job, `T`.
     pub tiles: u64,
+    /// The policy's fraction of wrong tiles, in parts per million (`f = ppm / 10^6`).
+    pub target_fraud_ppm: u32,
     /// `(1 − 1/T)^s`.
     pub escape_one_wrong_tile: f64,
     /// `(1 − f)^s` for the policy's `f`.
     pub escape_policy_fraction: f64,
     /// The policy's `f`.
     pub policy_fraction: f64,
-    /// The bounds in words (at most [`MAX_STATEMENT_BYTES`]).
+    /// The bounds in words, for people (at most [`MAX_STATEMENT_BYTES`]); informational: the
+    /// audit does not compare it (docs/formats.md, "Check summary").
     pub statement: String,
+}
+
+/// The end of a provider's response as a receipt keeps it: the `C` digest (the receipt does
+/// not carry the streamed `C`) and the end signature, over `job_id ‖ R_C ‖
+/// response_digest(job_id, R_C, c_digest, openings)`, purpose [`PURPOSE_RESPOND`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignedResponseEnd {
+    /// [`CDigestHasher`]'s digest of the streamed `C` (of no entries in succinct mode).
+    pub c_digest: Digest,
+    /// The provider's end signature.
+    pub signature: Signature,
+}
+
+impl SignedResponseEnd {
+    /// Checks the end signature by `provider` over the response made of `c_digest` and
+    /// `openings`.
+    pub fn verify(
+        &self,
+        provider: &PublicKey,
+        job_id: &JobId,
+        r_c: &MerkleRoot,
+        openings: &[TileOpening],
+    ) -> Result<(), SignatureError> {
+        let digest = response_digest(job_id, r_c, self.c_digest, openings);
+        verify(provider, PURPOSE_RESPOND, &respond_signing_bytes(job_id, r_c, &digest), &self.signature)
+    }
+}
+
+/// Checks a provider's commit signature over `job_id ‖ R_C`.
+pub fn verify_commit(
+    provider: &PublicKey,
+    job_id: &JobId,
+    r_c: &MerkleRoot,
+    signature: &Signature,
+) -> Result<(), SignatureError> {
+    verify(provider, PURPOSE_COMMIT, &job_commitment_bytes(job_id, r_c), signature)
 }
 
 /// Everything an auditor needs to re-check a decision offline (DESIGN §6).
@@ -288,6 +411,12 @@ pub struct Receipt {
     pub consumer_signature: Signature,
     /// The provider's commitment to `C`.
     pub r_c: MerkleRoot,
+    /// The provider's signature over `job_id ‖ R_C`, purpose [`PURPOSE_COMMIT`]: the
+    /// provider committed to this `R_C` (so a fraud proof's tile, whose path leads to
+    /// `R_C`, is the provider's own).
+    pub commit_signature: Signature,
+    /// The provider's signed end of its response.
+    pub response_end: SignedResponseEnd,
     /// The signed challenge.
     pub challenge: SignedChallenge,
     /// The sampled tiles' openings and proofs, in sample order (may be fewer than sampled
@@ -344,38 +473,47 @@ mod tests {
         assert!(changed.verify().is_err());
     }
 
+    fn sample_opening(tile: u64) -> TileOpening {
+        let path = InclusionProof { leaf_index: 0, tree_size: 1, path: vec![] };
+        TileOpening {
+            tile_index: tile,
+            c_tile: vec![-1],
+            c_path: path.clone(),
+            d_a: [3; 32],
+            a_path: path.clone(),
+            d_b: [4; 32],
+            b_path: path,
+            proof: vec![5; 2],
+        }
+    }
+
+    fn digests(rows: &[&[i32]], tile: u64) -> ResponseDigests {
+        let mut h = ResponseHasher::new(&JobId([1; 32]), &MerkleRoot([2; 32]), 4, 1);
+        for r in rows {
+            h.rows(r);
+        }
+        h.opening(&sample_opening(tile));
+        h.finish()
+    }
+
     #[test]
     fn response_digest_known_answer_and_binding() {
-        let digest = |rows: &[&[i32]], tile: u64| {
-            let mut h = ResponseHasher::new(&JobId([1; 32]), &MerkleRoot([2; 32]), 4, 1);
-            for r in rows {
-                h.rows(r);
-            }
-            let path = InclusionProof { leaf_index: 0, tree_size: 1, path: vec![] };
-            h.opening(&TileOpening {
-                tile_index: tile,
-                c_tile: vec![-1],
-                c_path: path.clone(),
-                d_a: [3; 32],
-                a_path: path.clone(),
-                d_b: [4; 32],
-                b_path: path,
-                proof: vec![5; 2],
-            });
-            h.finish()
-        };
+        let digest = |rows: &[&[i32]], tile: u64| digests(rows, tile).response_digest;
         // Independent of how rows are cut into messages; bound to every value.
         assert_eq!(digest(&[&[1, 2], &[3, 4]], 0), digest(&[&[1, 2, 3, 4]], 0));
         assert_ne!(digest(&[&[1, 2, 3, 5]], 0), digest(&[&[1, 2, 3, 4]], 0));
         assert_ne!(digest(&[&[1, 2, 3, 4]], 1), digest(&[&[1, 2, 3, 4]], 0));
         // The layout, spelled out byte by byte.
+        let mut c_bytes = RESPONSE_C_DOMAIN.to_vec();
+        c_bytes.extend(4u64.to_le_bytes());
+        for v in [1i32, 2, 3, 4] {
+            c_bytes.extend(v.to_le_bytes());
+        }
+        let c: Digest = Sha256::digest(&c_bytes).into();
         let mut bytes = RESPONSE_DOMAIN.to_vec();
         bytes.extend([1; 32]);
         bytes.extend([2; 32]);
-        bytes.extend(4u64.to_le_bytes());
-        for v in [1i32, 2, 3, 4] {
-            bytes.extend(v.to_le_bytes());
-        }
+        bytes.extend(c);
         bytes.extend(1u64.to_le_bytes());
         bytes.extend(0u64.to_le_bytes());
         bytes.extend(1u64.to_le_bytes());
@@ -389,7 +527,32 @@ mod tests {
         bytes.extend(2u64.to_le_bytes());
         bytes.extend([5, 5]);
         let expected: Digest = Sha256::digest(&bytes).into();
-        assert_eq!(digest(&[&[1, 2, 3, 4]], 0), expected);
+        let got = digests(&[&[1, 2, 3, 4]], 0);
+        assert_eq!(got, ResponseDigests { c_digest: c, response_digest: expected });
+        assert_eq!(c_digest(&[1, 2, 3, 4]), c);
+        // The vectors quoted in docs/formats.md.
+        assert_eq!(hex::encode(c), "7b2d45974e63af099bfc19a9708dc0cb590145266375d4b7345f899ab076123c");
+        assert_eq!(hex::encode(expected), "765351e485af57011b76f7f14207b660ba43980b90670a1682c8a5db1bcc2cd2");
+        // The succinct-mode C digest (no entries).
+        assert_eq!(hex::encode(c_digest(&[])), "f8a971d97f89c528d5c168d018bd03e8255ff19ef1e5aa6479efd68c5fe0188d");
+    }
+
+    #[test]
+    fn an_auditor_recomputes_the_signed_response_digest_from_a_receipt() {
+        let got = digests(&[&[1, 2], &[3, 4]], 7);
+        let (job_id, r_c) = (JobId([1; 32]), MerkleRoot([2; 32]));
+        assert_eq!(response_digest(&job_id, &r_c, got.c_digest, &[sample_opening(7)]), got.response_digest);
+        let provider = Identity::from_seed([9; 32]);
+        let signature = provider.sign(PURPOSE_RESPOND, &respond_signing_bytes(&job_id, &r_c, &got.response_digest));
+        let end = SignedResponseEnd { c_digest: got.c_digest, signature };
+        end.verify(&provider.public_key(), &job_id, &r_c, &[sample_opening(7)]).unwrap();
+        assert!(end.verify(&provider.public_key(), &job_id, &r_c, &[sample_opening(6)]).is_err());
+        assert!(end.verify(&provider.public_key(), &JobId([3; 32]), &r_c, &[sample_opening(7)]).is_err());
+        let other_c = SignedResponseEnd { c_digest: c_digest(&[1, 2, 3, 5]), ..end };
+        assert!(other_c.verify(&provider.public_key(), &job_id, &r_c, &[sample_opening(7)]).is_err());
+        let commit = provider.sign(PURPOSE_COMMIT, &job_commitment_bytes(&job_id, &r_c));
+        verify_commit(&provider.public_key(), &job_id, &r_c, &commit).unwrap();
+        assert!(verify_commit(&provider.public_key(), &job_id, &MerkleRoot([0; 32]), &commit).is_err());
     }
 
     #[test]

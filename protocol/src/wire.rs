@@ -9,7 +9,7 @@ use crate::merkle::InclusionProof;
 use crate::opening::{TILE_PROOF_BYTES, TileOpening};
 use crate::receipt::{
     CheckSummary, MAX_REASON_BYTES, MAX_STATEMENT_BYTES, MAX_VERDICTS, RECEIPT_VERSION, Receipt, SignedChallenge,
-    SignedVerdict, Verdict,
+    SignedResponseEnd, SignedVerdict, Verdict,
 };
 use crate::spec::{JobSpec, Policy, SpecError, VerificationMode};
 use crate::tiling::CircuitShape;
@@ -387,6 +387,7 @@ impl From<&CheckSummary> for pb::CheckSummary {
             escape_policy_fraction: s.escape_policy_fraction,
             policy_fraction: s.policy_fraction,
             statement: s.statement.clone(),
+            target_fraud_ppm: s.target_fraud_ppm,
         }
     }
 }
@@ -409,6 +410,7 @@ impl TryFrom<&pb::CheckSummary> for CheckSummary {
             freivalds_rounds: s.freivalds_rounds,
             samples: s.samples,
             tiles: s.tiles,
+            target_fraud_ppm: s.target_fraud_ppm,
             escape_one_wrong_tile: s.escape_one_wrong_tile,
             escape_policy_fraction: s.escape_policy_fraction,
             policy_fraction: s.policy_fraction,
@@ -429,7 +431,24 @@ impl From<&Receipt> for pb::Receipt {
             summary: Some((&r.summary).into()),
             verdicts: r.verdicts.iter().map(Into::into).collect(),
             fraud_proof: r.fraud_proof.as_ref().map(Into::into),
+            commit_signature: r.commit_signature.0.to_vec(),
+            response_end: Some(pb::ReceiptResponseEnd {
+                c_digest: r.response_end.c_digest.to_vec(),
+                provider_signature: r.response_end.signature.0.to_vec(),
+            }),
         }
+    }
+}
+
+/// The provider's response end as a receipt keeps it (the signature is checked by the audit).
+impl TryFrom<&pb::ReceiptResponseEnd> for SignedResponseEnd {
+    type Error = WireError;
+
+    fn try_from(e: &pb::ReceiptResponseEnd) -> Result<Self, WireError> {
+        Ok(SignedResponseEnd {
+            c_digest: fixed32("c_digest", &e.c_digest)?,
+            signature: signature_from_wire("provider_signature", &e.provider_signature)?,
+        })
     }
 }
 
@@ -473,6 +492,9 @@ impl TryFrom<&pb::Receipt> for Receipt {
             spec,
             consumer_signature: signature_from_wire("consumer_signature", &r.consumer_signature)?,
             r_c: fixed32("r_c", &r.r_c)?,
+            commit_signature: signature_from_wire("commit_signature", &r.commit_signature)?,
+            response_end: SignedResponseEnd::try_from(required("response_end", &r.response_end)?)
+                .map_err(|e| e.within("response_end"))?,
             challenge: SignedChallenge::try_from(required("challenge", &r.challenge)?)
                 .map_err(|e| e.within("challenge"))?,
             openings,
@@ -493,6 +515,17 @@ pub enum ReceiptDecodeError {
         bytes: usize,
         /// The limit.
         max: usize,
+    },
+    /// A receipt of another format version (version 1 carried no provider signatures).
+    #[error("receipt format version {found}: this code reads only version {expected}{}", if *found == 1 {
+        " (version 1 receipts carry no provider commit and response signatures; fetch the receipt again from an \
+         upgraded node)"
+    } else { "" })]
+    Version {
+        /// The receipt's version.
+        found: u32,
+        /// [`RECEIPT_VERSION`].
+        expected: u32,
     },
     /// Not a protobuf `Receipt`.
     #[error("not a receipt: {reason}")]
@@ -518,6 +551,9 @@ pub fn decode_receipt(bytes: &[u8]) -> Result<Receipt, ReceiptDecodeError> {
         return Err(ReceiptDecodeError::TooLarge { bytes: bytes.len(), max: MAX_MESSAGE_BYTES });
     }
     let message = pb::Receipt::decode(bytes).map_err(|e| ReceiptDecodeError::Protobuf { reason: e.to_string() })?;
+    if message.version != RECEIPT_VERSION {
+        return Err(ReceiptDecodeError::Version { found: message.version, expected: RECEIPT_VERSION });
+    }
     Ok(Receipt::try_from(&message)?)
 }
 
@@ -644,6 +680,7 @@ mod tests {
                 freivalds_rounds: 2,
                 samples: 2,
                 tiles: 9,
+                target_fraud_ppm: 10_000,
                 escape_one_wrong_tile: 0.79,
                 escape_policy_fraction: 0.98,
                 policy_fraction: 0.01,
@@ -651,6 +688,8 @@ mod tests {
             },
             verdicts: vec![SignedVerdict::sign(job_id, MerkleRoot([5; 32]), Verdict::Approved, "ok", &verifier)],
             fraud_proof: None,
+            commit_signature: Signature([8; 64]),
+            response_end: SignedResponseEnd { c_digest: [9; 32], signature: Signature([10; 64]) },
             spec: s,
         }
     }
@@ -661,7 +700,7 @@ mod tests {
         assert_eq!(decode_receipt(&encode_receipt(&r)).unwrap(), r);
         let good = pb::Receipt::from(&r);
         let cases: Vec<Mutation<pb::Receipt>> = vec![
-            ("version", Box::new(|p| p.version = 2)),
+            ("version", Box::new(|p| p.version = 3)),
             ("spec", Box::new(|p| p.spec = None)),
             ("spec.r_a", Box::new(|p| p.spec.as_mut().unwrap().r_a.push(1))),
             ("consumer_signature", Box::new(|p| p.consumer_signature.pop().map(drop).unwrap_or(()))),
@@ -679,6 +718,13 @@ mod tests {
             ("verdicts[0].reason", Box::new(|p| p.verdicts[0].reason = "x".repeat(MAX_REASON_BYTES + 1))),
             ("verdicts[0].r_c", Box::new(|p| p.verdicts[0].r_c.clear())),
             ("fraud_proof.a_path", Box::new(|p| p.fraud_proof = Some(pb::FraudProof::default()))),
+            ("commit_signature", Box::new(|p| p.commit_signature.clear())),
+            ("response_end", Box::new(|p| p.response_end = None)),
+            ("response_end.c_digest", Box::new(|p| p.response_end.as_mut().unwrap().c_digest.push(0))),
+            (
+                "response_end.provider_signature",
+                Box::new(|p| p.response_end.as_mut().unwrap().provider_signature.truncate(63)),
+            ),
         ];
         for (field, mutate) in cases {
             let mut p = good.clone();
@@ -687,6 +733,19 @@ mod tests {
             assert_eq!(err.field, field, "{err}");
         }
         assert!(matches!(decode_receipt(&[0xff; 3]), Err(ReceiptDecodeError::Protobuf { .. })));
+    }
+
+    #[test]
+    fn a_version_1_receipt_is_refused_by_its_version() {
+        use prost::Message;
+        let mut old = pb::Receipt::from(&receipt());
+        old.version = 1;
+        old.commit_signature.clear();
+        old.response_end = None;
+        let err = decode_receipt(&old.encode_to_vec()).unwrap_err();
+        assert_eq!(err, ReceiptDecodeError::Version { found: 1, expected: RECEIPT_VERSION });
+        assert!(err.to_string().contains("version 1"), "{err}");
+        assert!(err.to_string().contains("no provider commit and response signatures"), "{err}");
     }
 
     proptest::proptest! {

@@ -9,9 +9,14 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use matproof_circuits::{PinnedVerifyingKey, TileProvingKey, TileVerifyingKey, development_setup};
-use matproof_protocol::identity::Identity;
+use matproof_protocol::identity::{Identity, Signature};
 use matproof_protocol::ids::{JobId, MerkleRoot, Seed};
 use matproof_protocol::matrix::random_i8;
+use matproof_protocol::opening::TileOpening;
+use matproof_protocol::receipt::{
+    PURPOSE_COMMIT, PURPOSE_RESPOND, SignedResponseEnd, c_digest, job_commitment_bytes, respond_signing_bytes,
+    response_digest,
+};
 use matproof_protocol::spec::{JobSpec, Policy, VerificationMode};
 use matproof_protocol::tiling::{CircuitShape, Tiling};
 use matproof_protocol::transcript::Challenge;
@@ -96,6 +101,24 @@ pub fn spec_of(job: &CommittedJob, mode: VerificationMode, samples: u32) -> JobS
         provider: identity(2).public_key(),
         nonce: vec![1, 2, 3],
     }
+}
+
+/// The provider's signatures a receipt carries for the job `spec` committed to `r_c`: its
+/// `commit` signature and its response end, over `c` (the streamed `C`, full mode) and
+/// `openings`, all signed by `provider`.
+pub fn provider_signatures(
+    spec: &JobSpec,
+    r_c: MerkleRoot,
+    c: Option<&[i32]>,
+    openings: &[TileOpening],
+    provider: &Identity,
+) -> (Signature, SignedResponseEnd) {
+    let job_id = spec.job_id();
+    let commit = provider.sign(PURPOSE_COMMIT, &job_commitment_bytes(&job_id, &r_c));
+    let c_digest = c_digest(c.unwrap_or(&[]));
+    let digest = response_digest(&job_id, &r_c, c_digest, openings);
+    let signature = provider.sign(PURPOSE_RESPOND, &respond_signing_bytes(&job_id, &r_c, &digest));
+    (commit, SignedResponseEnd { c_digest, signature })
 }
 
 /// `a + b` over 256-bit little-endian integers; panics on overflow (never for the values

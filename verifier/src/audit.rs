@@ -10,8 +10,12 @@
 //! 2. the challenge: its `job_id` and `R_C` are the receipt's, the verifier's signature; the
 //!    sampled tiles are re-derived from `(job_id, R_C, seed)` and the openings must name
 //!    exactly those, in drawing order;
-//! 3. the check summary equals [`check_summary`] of the spec (a receipt that overstates its
-//!    bounds fails);
+//! 3. the provider's signatures: its `commit` signature over `job_id ‖ R_C`, and its
+//!    response end signature over `job_id ‖ R_C ‖ response digest`, the digest recomputed
+//!    from the receipt's `C` digest and openings (in succinct mode the `C` digest must be
+//!    that of no entries); the check summary against [`check_summary`] of the spec:
+//!    integers exactly, bounds within [`crate::soundness::BOUND_RELATIVE_TOLERANCE`], the
+//!    statement (words for people) not at all;
 //! 4. every verdict: signature, `job_id`, `R_C`; all verdicts agree; signers are trusted
 //!    (when a set is given) and never the provider; an approval needs `quorum` distinct
 //!    verifier keys;
@@ -25,7 +29,9 @@
 //!    `R_C`): the audit returns `Ok` with [`AuditReport::rejection_unverifiable`] set and the
 //!    reason quoted, because there is nothing offline to check it against;
 //! 6. with data: `R_A`, `R_B` recomputed from `A`, `B` must equal the spec's; with `C`,
-//!    `R_C` must equal the receipt's, and Freivalds runs twice, with the challenge's vectors
+//!    `R_C` must equal the receipt's, in full mode the digest of `C` must equal the receipt's
+//!    `C` digest (under a rejection a difference is its grounds: the provider streamed
+//!    another `C` than it committed to), and Freivalds runs twice, with the challenge's vectors
 //!    and with fresh vectors from the OS random number generator (the auditor need not
 //!    trust the verifier's seed). A wrong `C` under an approval is an error.
 //!
@@ -41,14 +47,18 @@ use matproof_protocol::freivalds::{self, Dims, FreivaldsError};
 use matproof_protocol::identity::{Identity, PublicKey, SignatureError, verify};
 use matproof_protocol::ids::{JobId, MerkleRoot, Seed, VkHash};
 use matproof_protocol::matrix::{MatrixI8, MatrixI32};
-use matproof_protocol::receipt::{PURPOSE_JOB, RECEIPT_VERSION, Receipt, Verdict};
+use matproof_protocol::receipt::{
+    PURPOSE_JOB, RECEIPT_VERSION, Receipt, Verdict, c_digest, response_digest, verify_commit,
+};
 use matproof_protocol::spec::{SpecError, VerificationMode};
 use matproof_protocol::tiling::TilingError;
 use matproof_protocol::transcript::{Challenge, TranscriptError};
 use matproof_protocol::wire::{ReceiptDecodeError, decode_receipt};
 
 use crate::fraud::{FraudError, check_fraud_proof};
-use crate::soundness::{check_summary, freivalds_error_exponent, tile_identity_error_log2};
+use crate::soundness::{
+    SummaryMismatch, check_summary, freivalds_error_exponent, summary_matches, tile_identity_error_log2,
+};
 use crate::tiles::{TileCheckError, check_sampled_tiles};
 
 /// Freivalds rounds the auditor runs with its own fresh vectors (each lets a wrong `C` pass
@@ -187,13 +197,41 @@ pub enum AuditError {
         got: u64,
     },
     /// The stated check summary is not the one the spec implies.
-    #[error("check summary field {field}: the receipt states {stated}, the spec implies {recomputed}")]
-    Summary {
-        /// The field that differs.
-        field: &'static str,
-        /// What the receipt states.
+    #[error(transparent)]
+    Summary(#[from] SummaryMismatch),
+    /// The provider's commit signature over `job_id ‖ R_C` fails (missing, another job's,
+    /// or another key's).
+    #[error("the provider's commit signature over job_id ‖ R_C: {source}")]
+    CommitSignature {
+        /// Why.
+        #[source]
+        source: SignatureError,
+    },
+    /// The provider's response end signature fails over the response digest recomputed from
+    /// the receipt.
+    #[error("the provider's response end signature over job_id ‖ R_C ‖ response digest {response_digest}: {source}")]
+    ResponseSignature {
+        /// The recomputed response digest, hex.
+        response_digest: String,
+        /// Why.
+        #[source]
+        source: SignatureError,
+    },
+    /// A succinct-mode receipt whose `C` digest is not that of no entries.
+    #[error("succinct mode streams no C, but the receipt's C digest is {stated}, not {expected}")]
+    SuccinctCDigest {
+        /// The receipt's, hex.
         stated: String,
-        /// What [`check_summary`] gives.
+        /// The digest of no entries, hex.
+        expected: String,
+    },
+    /// An approved receipt whose `C` digest is not the digest of the auditor's `C` (which
+    /// matches `R_C`).
+    #[error("approved, but the C the provider streamed (digest {stated}) is not the auditor's C (digest {recomputed})")]
+    StreamedC {
+        /// The receipt's, hex.
+        stated: String,
+        /// The auditor's, hex.
         recomputed: String,
     },
     /// A verdict's signature fails.
@@ -371,6 +409,9 @@ pub enum RejectionGrounds {
         /// First bad row.
         row: usize,
     },
+    /// The provider signed that it streamed a `C` other than the auditor's, which matches
+    /// `R_C`: it did not deliver what it committed to.
+    StreamedCNotCommitted,
     /// Nothing in the receipt or the data shows the rejection right or wrong: it rests on
     /// the verifiers' signed reasons.
     NotIndependentlyCheckable {
@@ -386,6 +427,9 @@ impl fmt::Display for RejectionGrounds {
             RejectionGrounds::OpeningsFail { detail } => write!(f, "the openings fail the tile check: {detail}"),
             RejectionGrounds::DataShowsWrongC { row } => {
                 write!(f, "the auditor's C (matching R_C) fails Freivalds at row {row}")
+            }
+            RejectionGrounds::StreamedCNotCommitted => {
+                write!(f, "the provider signed a streamed C that is not the C matching R_C")
             }
             RejectionGrounds::NotIndependentlyCheckable { reasons } => {
                 write!(f, "not independently checkable: the verifier's signed reason: ")?;
@@ -542,9 +586,14 @@ pub fn audit(receipt: &Receipt, keys: &AuditKeys, data: Option<&AuditData>) -> R
     let mut checks = Vec::new();
     let (tiling, job_id) = check_spec(receipt, &mut checks)?;
     check_challenge(receipt, keys, job_id, tiling.tile_count(), &mut checks)?;
+    check_provider_signatures(receipt, job_id, &mut checks)?;
     let recomputed = check_summary(&receipt.spec)?;
-    compare_summary(&receipt.summary, &recomputed)?;
-    checks.push(passed("summary", "the stated mode, rounds, samples, tiles, bounds and statement are the spec's"));
+    summary_matches(&receipt.summary, &recomputed)?;
+    checks.push(passed(
+        "summary",
+        "the stated mode, rounds, samples, tiles and policy ppm are the spec's; the bounds are within 1e-9 of their \
+         formula (the statement is not checked)",
+    ));
     let verdicts = check_verdicts(receipt, keys, job_id, &mut checks)?;
     let mut decision = match verdicts.verdict {
         Verdict::Approved => check_approval(receipt, keys, &verdicts, tiling.tile_count(), &mut checks)?,
@@ -557,6 +606,9 @@ pub fn audit(receipt: &Receipt, keys: &AuditKeys, data: Option<&AuditData>) -> R
         audit_rounds = outcome.fresh_rounds;
         if let (Some(row), None) = (outcome.wrong_row, &decision.rejection) {
             decision.rejection = Some(RejectionGrounds::DataShowsWrongC { row });
+        }
+        if outcome.streamed_other_c && decision.rejection.is_none() {
+            decision.rejection = Some(RejectionGrounds::StreamedCNotCommitted);
         }
     }
     if verdicts.verdict == Verdict::Rejected && decision.rejection.is_none() {
@@ -641,6 +693,42 @@ fn check_challenge(
         ),
     ));
     Ok(())
+}
+
+/// Step 3 (first half): the provider committed to `R_C` and signed the response the receipt
+/// holds, so a rejection's evidence is the provider's own, not the verifier's word.
+fn check_provider_signatures(receipt: &Receipt, job_id: JobId, checks: &mut Vec<AuditCheck>) -> Result<(), AuditError> {
+    let provider = receipt.spec.provider;
+    verify_commit(&provider, &job_id, &receipt.r_c, &receipt.commit_signature)
+        .map_err(|source| AuditError::CommitSignature { source })?;
+    let end = &receipt.response_end;
+    let digest = response_digest(&job_id, &receipt.r_c, end.c_digest, &receipt.openings);
+    end.verify(&provider, &job_id, &receipt.r_c, &receipt.openings)
+        .map_err(|source| AuditError::ResponseSignature { response_digest: hex_of(&digest), source })?;
+    let c_part = match receipt.spec.policy.mode {
+        VerificationMode::Succinct => {
+            let none = c_digest(&[]);
+            if end.c_digest != none {
+                return Err(AuditError::SuccinctCDigest { stated: hex_of(&end.c_digest), expected: hex_of(&none) });
+            }
+            "no C (succinct mode)".to_string()
+        }
+        VerificationMode::Full => {
+            format!("a streamed C with digest {} (checked against C when given)", hex_of(&end.c_digest))
+        }
+    };
+    checks.push(passed(
+        "provider-signatures",
+        format!(
+            "provider {provider} signed R_C for this job (commit) and the response: {} opening(s) and {c_part}",
+            receipt.openings.len()
+        ),
+    ));
+    Ok(())
+}
+
+fn hex_of(bytes: &[u8; 32]) -> String {
+    matproof_protocol::ids::to_hex(bytes)
 }
 
 /// What step 4 found: the agreed verdict and who signed it.
@@ -880,48 +968,10 @@ fn check_signer(keys: &AuditKeys, provider: PublicKey, role: SignerRole, key: &P
     Ok(())
 }
 
-fn compare_summary(
-    stated: &matproof_protocol::receipt::CheckSummary,
-    recomputed: &matproof_protocol::receipt::CheckSummary,
-) -> Result<(), AuditError> {
-    let mismatch = |field: &'static str, stated: String, recomputed: String| {
-        Err(AuditError::Summary { field, stated, recomputed })
-    };
-    if stated.mode != recomputed.mode {
-        return mismatch("mode", format!("{:?}", stated.mode), format!("{:?}", recomputed.mode));
-    }
-    if stated.freivalds_rounds != recomputed.freivalds_rounds {
-        return mismatch(
-            "freivalds_rounds",
-            stated.freivalds_rounds.to_string(),
-            recomputed.freivalds_rounds.to_string(),
-        );
-    }
-    if stated.samples != recomputed.samples {
-        return mismatch("samples", stated.samples.to_string(), recomputed.samples.to_string());
-    }
-    if stated.tiles != recomputed.tiles {
-        return mismatch("tiles", stated.tiles.to_string(), recomputed.tiles.to_string());
-    }
-    for (field, s, r) in [
-        ("escape_one_wrong_tile", stated.escape_one_wrong_tile, recomputed.escape_one_wrong_tile),
-        ("escape_policy_fraction", stated.escape_policy_fraction, recomputed.escape_policy_fraction),
-        ("policy_fraction", stated.policy_fraction, recomputed.policy_fraction),
-    ] {
-        // Bit-exact: the verifier computes the same function of the same spec.
-        if s.to_bits() != r.to_bits() {
-            return mismatch(field, format!("{s:e}"), format!("{r:e}"));
-        }
-    }
-    if stated.statement != recomputed.statement {
-        return mismatch("statement", format!("{:?}", stated.statement), format!("{:?}", recomputed.statement));
-    }
-    Ok(())
-}
-
 struct DataOutcome {
     fresh_rounds: Option<u32>,
     wrong_row: Option<usize>,
+    streamed_other_c: bool,
 }
 
 fn root_matches(commitment: &'static str, expected: &MerkleRoot, recomputed: &MerkleRoot) -> Result<(), AuditError> {
@@ -947,11 +997,12 @@ fn check_data(
     root_matches("R_B", &spec.r_b, &r_b)?;
     let Some(c) = &data.c else {
         checks.push(passed("data-commitments", "R_A and R_B recomputed from A and B equal the spec's"));
-        return Ok(DataOutcome { fresh_rounds: None, wrong_row: None });
+        return Ok(DataOutcome { fresh_rounds: None, wrong_row: None, streamed_other_c: false });
     };
     let r_c = c_tree(&tiling, c).map_err(AuditError::DataShape)?.root();
     root_matches("R_C", &receipt.r_c, &r_c)?;
     checks.push(passed("data-commitments", "R_A, R_B recomputed from A, B equal the spec's; R_C from C the receipt's"));
+    let streamed_other_c = check_streamed_c(spec, receipt, c, verdict, checks)?;
 
     let dims = Dims { m: tiling.m, k: tiling.k, n: tiling.n };
     let challenge_rounds = spec.policy.freivalds_rounds as usize;
@@ -983,5 +1034,39 @@ fn check_data(
     };
     let outcome = if wrong_row.is_some() { Outcome::Failed } else { Outcome::Passed };
     checks.push(AuditCheck { name: "data-freivalds", outcome, detail });
-    Ok(DataOutcome { fresh_rounds: Some(AUDIT_FRESH_ROUNDS), wrong_row })
+    Ok(DataOutcome { fresh_rounds: Some(AUDIT_FRESH_ROUNDS), wrong_row, streamed_other_c })
+}
+
+/// Full mode with `C`: the receipt's `C` digest (what the provider signed it streamed) must
+/// be the digest of the auditor's `C`, which matches `R_C`. Under a rejection a difference
+/// is returned as grounds (`true`): the provider streamed another `C` than it committed to.
+fn check_streamed_c(
+    spec: &matproof_protocol::spec::JobSpec,
+    receipt: &Receipt,
+    c: &MatrixI32,
+    verdict: Verdict,
+    checks: &mut Vec<AuditCheck>,
+) -> Result<bool, AuditError> {
+    if spec.policy.mode != VerificationMode::Full {
+        return Ok(false);
+    }
+    let recomputed = c_digest(c.as_slice());
+    let stated = receipt.response_end.c_digest;
+    if stated == recomputed {
+        checks.push(passed("data-streamed-c", "the C the provider signed it streamed is this C"));
+        return Ok(false);
+    }
+    if verdict == Verdict::Approved {
+        return Err(AuditError::StreamedC { stated: hex_of(&stated), recomputed: hex_of(&recomputed) });
+    }
+    checks.push(AuditCheck {
+        name: "data-streamed-c",
+        outcome: Outcome::Failed,
+        detail: format!(
+            "the provider signed a streamed C with digest {}, but the C matching R_C has digest {}",
+            hex_of(&stated),
+            hex_of(&recomputed)
+        ),
+    });
+    Ok(true)
 }

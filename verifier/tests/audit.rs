@@ -9,13 +9,18 @@ use matproof_protocol::freivalds::{self, Dims, FreivaldsError};
 use matproof_protocol::identity::{Identity, Signature};
 use matproof_protocol::ids::{JobId, MerkleRoot, Seed};
 use matproof_protocol::matrix::{MatrixI8, MatrixI32, naive_product, random_i8};
-use matproof_protocol::receipt::{PURPOSE_JOB, RECEIPT_VERSION, Receipt, SignedChallenge, SignedVerdict, Verdict};
+use matproof_protocol::receipt::{
+    PURPOSE_JOB, PURPOSE_RESPOND, RECEIPT_VERSION, Receipt, SignedChallenge, SignedVerdict, Verdict,
+    respond_signing_bytes, response_digest,
+};
 use matproof_protocol::spec::{JobSpec, Policy, VerificationMode};
 use matproof_protocol::tiling::{CircuitShape, Tiling};
 use matproof_protocol::transcript::Challenge;
 use matproof_protocol::wire::{decode_receipt, encode_receipt};
 use matproof_prover::{CommittedJob, CpuBackend, execute};
+use matproof_testkit::provider_signatures;
 use matproof_verifier::audit::{Outcome, RejectionGrounds, SignerRole};
+use matproof_verifier::soundness::{bound_within_tolerance, summary_matches};
 use matproof_verifier::{
     AuditData, AuditError, AuditKeys, TileCheckError, audit, audit_bytes, build_fraud_proof, check_sampled_tiles,
     check_summary,
@@ -174,18 +179,30 @@ fn build(p: Params) -> Built {
     }
     let verdicts =
         (0..p.verifiers).map(|i| SignedVerdict::sign(job_id, r_c, decision.0, &decision.1, &verifier(i))).collect();
+    let streamed = (p.mode == VerificationMode::Full).then(|| c.as_slice());
+    let (commit_signature, response_end) = provider_signatures(&spec, r_c, streamed, &openings, &provider());
     let receipt = Receipt {
         version: RECEIPT_VERSION,
         summary: check_summary(&spec).unwrap(),
         spec,
         consumer_signature,
         r_c,
+        commit_signature,
+        response_end,
         challenge: SignedChallenge::sign(challenge, &verifier(0)),
         openings,
         verdicts,
         fraud_proof,
     };
     Built { receipt, a, b, c }
+}
+
+/// The provider signs `receipt`'s commitment and openings as they now are (a lying provider
+/// signs its own lies: what the audit must then catch is the lie, not the signature).
+fn provider_resigns(receipt: &mut Receipt) {
+    let (job_id, r_c) = (receipt.spec.job_id(), receipt.r_c);
+    let digest = response_digest(&job_id, &r_c, receipt.response_end.c_digest, &receipt.openings);
+    receipt.response_end.signature = provider().sign(PURPOSE_RESPOND, &respond_signing_bytes(&job_id, &r_c, &digest));
 }
 
 /// Re-signs every verdict of `receipt` with `verdict` and `reason`.
@@ -243,10 +260,20 @@ fn the_report_names_each_check() {
     let report = audit(&built.receipt, &audit_keys(), None).unwrap();
     assert_eq!(
         names(&report),
-        ["version", "spec", "consumer-signature", "challenge", "summary", "verdicts", "quorum", "openings"]
+        [
+            "version",
+            "spec",
+            "consumer-signature",
+            "challenge",
+            "provider-signatures",
+            "summary",
+            "verdicts",
+            "quorum",
+            "openings"
+        ]
     );
     let report = audit(&built.receipt, &audit_keys(), Some(&built.data(true))).unwrap();
-    assert_eq!(names(&report)[8..], ["data-commitments", "data-freivalds"]);
+    assert_eq!(names(&report)[9..], ["data-commitments", "data-streamed-c", "data-freivalds"]);
     let detail = &report.check("data-freivalds").unwrap().detail;
     assert!(detail.contains("2 challenge + 2 fresh"), "{detail}");
     let detail = &report.check("openings").unwrap().detail;
@@ -311,6 +338,7 @@ fn a_rejection_with_nothing_checkable_is_flagged_unverifiable() {
     assert!(report.check("openings").unwrap().passed());
     // No openings at all (the provider never answered): still unverifiable, not an error.
     built.receipt.openings.clear();
+    provider_resigns(&mut built.receipt);
     let report = audit(&built.receipt, &audit_keys(), None).unwrap();
     assert!(report.rejection_unverifiable);
     assert_eq!(report.check("openings").unwrap().outcome, Outcome::Skipped);
@@ -376,13 +404,14 @@ fn overstated_bounds_fail() {
         ("tiles", Box::new(|r| r.summary.tiles = 4)),
         ("freivalds_rounds", Box::new(|r| r.summary.freivalds_rounds = 16)),
         ("mode", Box::new(|r| r.summary.mode = VerificationMode::Succinct)),
-        ("statement", Box::new(|r| r.summary.statement = r.summary.statement.replace("<= 0.", "<= 0.0"))),
+        ("target_fraud_ppm", Box::new(|r| r.summary.target_fraud_ppm += 1)),
+        ("escape_one_wrong_tile", Box::new(|r| r.summary.escape_one_wrong_tile *= 1.0 + 1e-8)),
     ];
     for (field, mutate) in mutations {
         let mut r = built.receipt.clone();
         mutate(&mut r);
         match audit(&r, &audit_keys(), None) {
-            Err(AuditError::Summary { field: f, .. }) => assert_eq!(f, field),
+            Err(AuditError::Summary(m)) => assert_eq!(m.field, field),
             other => panic!("{field}: {other:?}"),
         }
     }
@@ -394,11 +423,13 @@ fn an_approval_with_a_proof_from_another_job_fails() {
     let other = build(Params { nonce: 2, ..HONEST_SUCCINCT });
     let mut r = built.receipt.clone();
     r.openings[0].proof = other.receipt.openings[0].proof.clone();
+    provider_resigns(&mut r);
     let err = audit(&r, &audit_keys(), None).unwrap_err();
     assert!(matches!(err, AuditError::Openings(TileCheckError::Proof { .. })), "{err}");
     // Another job's openings wholesale (other tiles, other σ, ρ).
     let mut r = built.receipt.clone();
     r.openings = other.receipt.openings.clone();
+    provider_resigns(&mut r);
     assert!(audit(&r, &audit_keys(), None).is_err());
     // Another job's challenge and verdicts.
     let mut r = built.receipt.clone();
@@ -460,8 +491,8 @@ fn forged_or_inconsistent_receipts_fail() {
     let check = |r: &Receipt| audit(r, &audit_keys(), None);
 
     let mut r = honest.clone();
-    r.version = 2;
-    assert!(matches!(check(&r), Err(AuditError::Version { found: 2, expected: 1 })));
+    r.version = 3;
+    assert!(matches!(check(&r), Err(AuditError::Version { found: 3, expected: 2 })));
     let mut r = honest.clone();
     r.consumer_signature = Signature([0; 64]);
     assert!(matches!(check(&r), Err(AuditError::ConsumerSignature(_))));
@@ -488,15 +519,19 @@ fn forged_or_inconsistent_receipts_fail() {
     assert!(matches!(check(&r), Err(AuditError::VerdictSignature { index: 0, .. })));
     let mut r = honest.clone();
     r.openings.pop();
+    provider_resigns(&mut r);
     assert!(matches!(check(&r), Err(AuditError::Openings(TileCheckError::OpeningCount { expected: 4, got: 3 }))));
     let mut r = honest.clone();
     r.openings.swap(1, 2);
+    provider_resigns(&mut r);
     assert!(matches!(check(&r), Err(AuditError::WrongTile { position: 1, .. })));
     let mut r = honest.clone();
     r.openings.push(r.openings[0].clone());
+    provider_resigns(&mut r);
     assert!(matches!(check(&r), Err(AuditError::TooManyOpenings { samples: 4, got: 5 })));
     let mut r = honest.clone();
     r.openings[2].c_tile[1] += 1;
+    provider_resigns(&mut r);
     assert!(matches!(check(&r), Err(AuditError::Openings(TileCheckError::Path { which: "C", .. }))));
     // An approval that carries (even a valid) fraud proof.
     let mut r = fraud.receipt.clone();
@@ -514,7 +549,8 @@ fn forged_or_inconsistent_receipts_fail() {
 }
 
 /// Every single-bit flip of an approved receipt's bytes either fails to decode or fails the
-/// audit. (A flip that decoded to the very same receipt would be harmless; there are none.)
+/// audit, except flips inside what the audit deliberately does not compare bit for bit (the
+/// statement, the bounds' last bits).
 #[test]
 fn every_bit_flip_of_an_approved_receipt_is_rejected() {
     let built = build(Params { samples: 2, ..HONEST_FULL });
@@ -563,5 +599,191 @@ fn every_bit_flip_of_an_approved_receipt_is_rejected() {
         println!("accepted: bit {bit} (byte {}), decodes to the same receipt: {same}", bit / 8);
     }
     assert_eq!(undecodable + refused + accepted.len(), bits);
-    assert!(accepted.is_empty(), "accepted flips: {accepted:?}");
+    // The only flips the audit may accept are in what it does not compare exactly: the
+    // statement (words for people) and the floating-point bounds' last bits (within
+    // tolerance of their formula). Everything else is refused.
+    for &bit in &accepted {
+        let mut flipped = bytes.clone();
+        flipped[bit / 8] ^= 1 << (bit % 8);
+        let mut r = decode_receipt(&flipped).unwrap();
+        let (s, o) = (&r.summary, &built.receipt.summary);
+        assert!(bound_within_tolerance(s.escape_one_wrong_tile, o.escape_one_wrong_tile), "bit {bit}");
+        assert!(bound_within_tolerance(s.escape_policy_fraction, o.escape_policy_fraction), "bit {bit}");
+        assert!(bound_within_tolerance(s.policy_fraction, o.policy_fraction), "bit {bit}");
+        r.summary.statement.clone_from(&o.statement);
+        r.summary.escape_one_wrong_tile = o.escape_one_wrong_tile;
+        r.summary.escape_policy_fraction = o.escape_policy_fraction;
+        r.summary.policy_fraction = o.policy_fraction;
+        assert_eq!(r, built.receipt, "bit {bit} changed more than the statement and the bounds' last bits");
+    }
+}
+
+/// The statement is words for people: the audit does not compare it (docs/formats.md).
+#[test]
+fn the_statement_is_not_checked() {
+    let mut r = build(HONEST_SUCCINCT).receipt;
+    r.summary.statement = "another wording, 0.3 rounded differently".into();
+    audit(&r, &audit_keys(), None).unwrap();
+}
+
+/// Double-double arithmetic (about 2^-104 relative per operation): `pow` computed this way
+/// and rounded once is correctly rounded except within 2^-90 or so of a rounding midpoint.
+mod correctly_rounded {
+    fn two_sum(a: f64, b: f64) -> (f64, f64) {
+        let s = a + b;
+        let bb = s - a;
+        (s, (a - (s - bb)) + (b - bb))
+    }
+
+    fn mul((ah, al): (f64, f64), (bh, bl): (f64, f64)) -> (f64, f64) {
+        let p = ah * bh;
+        let e = ah.mul_add(bh, -p) + (ah * bl + al * bh);
+        two_sum(p, e)
+    }
+
+    /// `1 − num/den` as a double-double.
+    fn one_minus_ratio(num: f64, den: f64) -> (f64, f64) {
+        let q = num / den;
+        let lo = (-q).mul_add(den, num) / den;
+        let (h, l) = two_sum(1.0, -q);
+        two_sum(h, l - lo)
+    }
+
+    /// `(1 − num/den)^s`, correctly rounded to `f64`.
+    pub fn pow_one_minus(num: f64, den: f64, s: u32) -> f64 {
+        let (mut acc, mut base, mut e) = ((1.0, 0.0), one_minus_ratio(num, den), s);
+        while e > 0 {
+            if e & 1 == 1 {
+                acc = mul(acc, base);
+            }
+            base = mul(base, base);
+            e >>= 1;
+        }
+        acc.0 + acc.1
+    }
+}
+
+/// Rust's `powi` is not correctly rounded; an auditor in another language computing the
+/// documented formula with a correctly rounded `pow` must still accept.
+#[test]
+fn bounds_from_a_correctly_rounded_pow_are_accepted() {
+    let built = build(HONEST_FULL);
+    let mut differ = 0;
+    for tiles in 1..=300u64 {
+        for samples in [1u32, 2, 3, 7, 24, 100, 511, 4096] {
+            let ppm = (tiles as u32 * 3331) % 1_000_000;
+            let mut spec = built.receipt.spec.clone();
+            spec.policy.samples = samples;
+            spec.policy.target_fraud_ppm = ppm;
+            let mut ours = check_summary(&spec).unwrap();
+            ours.tiles = tiles;
+            ours.escape_one_wrong_tile = (1.0 - 1.0 / tiles as f64).powi(samples as i32);
+            let mut theirs = ours.clone();
+            theirs.escape_one_wrong_tile = correctly_rounded::pow_one_minus(1.0, tiles as f64, samples);
+            theirs.escape_policy_fraction = correctly_rounded::pow_one_minus(f64::from(ppm), 1e6, samples);
+            differ += usize::from(theirs.escape_one_wrong_tile.to_bits() != ours.escape_one_wrong_tile.to_bits());
+            differ += usize::from(theirs.escape_policy_fraction.to_bits() != ours.escape_policy_fraction.to_bits());
+            summary_matches(&theirs, &ours).unwrap_or_else(|e| panic!("T = {tiles}, s = {samples}: {e}"));
+        }
+    }
+    assert!(differ > 100, "only {differ} bounds differ in their last bits: the test shows nothing");
+    // And a whole receipt stating such bounds audits.
+    let mut r = built.receipt.clone();
+    let (t, s, ppm) = (r.summary.tiles as f64, r.summary.samples, r.summary.target_fraud_ppm);
+    r.summary.escape_one_wrong_tile = correctly_rounded::pow_one_minus(1.0, t, s);
+    r.summary.escape_policy_fraction = correctly_rounded::pow_one_minus(f64::from(ppm), 1e6, s);
+    r.summary.policy_fraction = f64::from(ppm) / 1e6;
+    audit(&r, &audit_keys(), None).unwrap();
+    assert!(bound_within_tolerance(1.0, 1.0 + 9e-10) && !bound_within_tolerance(1.0, 1.0 + 2e-9));
+}
+
+/// The integers the bounds come from are checked exactly, against the spec: a receipt that
+/// states other integers (and bounds consistent with them) is refused.
+#[test]
+fn changed_integer_inputs_of_the_bounds_are_refused() {
+    let built = build(HONEST_SUCCINCT);
+    let mutations: Vec<(&str, Mutation)> = vec![
+        ("tiles", Box::new(|r| r.summary.tiles += 1)),
+        ("samples", Box::new(|r| r.summary.samples -= 1)),
+        ("target_fraud_ppm", Box::new(|r| r.summary.target_fraud_ppm = 1)),
+        ("freivalds_rounds", Box::new(|r| r.summary.freivalds_rounds = 2)),
+    ];
+    for (field, mutate) in mutations {
+        let mut r = built.receipt.clone();
+        mutate(&mut r);
+        let s = &mut r.summary;
+        s.escape_one_wrong_tile = (1.0 - 1.0 / s.tiles as f64).powi(s.samples as i32);
+        s.policy_fraction = f64::from(s.target_fraud_ppm) / 1e6;
+        s.escape_policy_fraction = (1.0 - s.policy_fraction).powi(s.samples as i32);
+        match audit(&r, &audit_keys(), None) {
+            Err(AuditError::Summary(m)) => assert_eq!(m.field, field),
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+}
+
+/// The provider's signatures: removed, swapped with another job's, or made by another key,
+/// each is refused; so is a succinct receipt claiming a streamed C.
+#[test]
+fn provider_signatures_removed_swapped_or_foreign_are_refused() {
+    for params in [HONEST_FULL, HONEST_SUCCINCT, Params { cheat: Some((5, 7)), ..HONEST_FULL }] {
+        let built = build(params);
+        let other = build(Params { nonce: 9, ..params });
+        let good = &built.receipt;
+        audit(good, &audit_keys(), None).unwrap();
+        let stranger = Identity::from_seed([77; 32]);
+        let (job_id, r_c) = (good.spec.job_id(), good.r_c);
+        let streamed = (good.spec.policy.mode == VerificationMode::Full).then(|| built.c.as_slice());
+        let (foreign_commit, foreign_end) = provider_signatures(&good.spec, r_c, streamed, &good.openings, &stranger);
+        let commit_cases: Vec<(&str, Mutation)> = vec![
+            ("removed", Box::new(|r| r.commit_signature = Signature([0; 64]))),
+            ("another job's", Box::new(move |r| r.commit_signature = other.receipt.commit_signature)),
+            ("another key's", Box::new(move |r| r.commit_signature = foreign_commit)),
+        ];
+        for (what, mutate) in commit_cases {
+            let mut r = good.clone();
+            mutate(&mut r);
+            let result = audit(&r, &audit_keys(), None);
+            assert!(matches!(result, Err(AuditError::CommitSignature { .. })), "commit {what}: {result:?}");
+        }
+        let other = build(Params { nonce: 9, ..params });
+        let end_cases: Vec<(&str, Mutation)> = vec![
+            ("removed", Box::new(|r| r.response_end.signature = Signature([0; 64]))),
+            ("another job's", Box::new(move |r| r.response_end = other.receipt.response_end)),
+            ("another key's", Box::new(move |r| r.response_end = foreign_end)),
+            ("over another C", Box::new(|r| r.response_end.c_digest[0] ^= 1)),
+            ("over fewer openings", Box::new(|r| drop(r.openings.pop()))),
+        ];
+        for (what, mutate) in end_cases {
+            let mut r = good.clone();
+            mutate(&mut r);
+            let result = audit(&r, &audit_keys(), None);
+            assert!(matches!(result, Err(AuditError::ResponseSignature { .. })), "end {what}: {result:?}");
+        }
+        let _ = job_id;
+    }
+    // A succinct receipt whose provider signed a non-empty C part.
+    let built = build(HONEST_SUCCINCT);
+    let mut r = built.receipt.clone();
+    let (commit, end) = provider_signatures(&r.spec, r.r_c, Some(&[1, 2]), &r.openings, &provider());
+    (r.commit_signature, r.response_end) = (commit, end);
+    assert!(matches!(audit(&r, &audit_keys(), None), Err(AuditError::SuccinctCDigest { .. })));
+}
+
+/// With `C`, the receipt's C digest must be the digest of that C: under an approval a
+/// different one is an error; under a rejection it is the rejection's grounds.
+#[test]
+fn a_streamed_c_other_than_the_committed_one_is_caught_with_data() {
+    let built = build(HONEST_FULL);
+    let mut r = built.receipt.clone();
+    let mut streamed = built.c.as_slice().to_vec();
+    streamed[3] += 1;
+    let (commit, end) = provider_signatures(&r.spec, r.r_c, Some(&streamed), &r.openings, &provider());
+    (r.commit_signature, r.response_end) = (commit, end);
+    audit(&r, &audit_keys(), None).unwrap();
+    assert!(matches!(audit(&r, &audit_keys(), Some(&built.data(true))), Err(AuditError::StreamedC { .. })));
+    resign(&mut r, Verdict::Rejected, "the streamed C does not match R_C");
+    let report = audit(&r, &audit_keys(), Some(&built.data(true))).unwrap();
+    assert_eq!(report.rejection, Some(RejectionGrounds::StreamedCNotCommitted));
+    assert!(!report.rejection_unverifiable);
 }

@@ -106,6 +106,15 @@ macro_rules! on_every_target {
 
 /// Expects the job rejected: nothing paid, the consumer refunded, the stake slashed iff
 /// `slashed`.
+/// The receipt carries the provider's commit signature over `job_id ‖ R_C` and its response
+/// end over the receipt's openings.
+fn provider_signed(r: &matproof_protocol::receipt::Receipt) {
+    let job_id = r.spec.job_id();
+    matproof_protocol::receipt::verify_commit(&r.spec.provider, &job_id, &r.r_c, &r.commit_signature)
+        .expect("the provider's commit signature");
+    r.response_end.verify(&r.spec.provider, &job_id, &r.r_c, &r.openings).expect("the provider's response end");
+}
+
 async fn assert_rejected_and_refunded(ledger: &Ledger, job: &Job, parties: &Parties, slashed: bool) {
     let (consumer, provider, stake) =
         balances(ledger, &parties.consumer.public_key(), &parties.provider.public_key()).await;
@@ -172,6 +181,12 @@ async fn honest_jobs_are_approved_and_paid_once() {
             let pinned = matproof_circuits::PinnedVerifyingKey::new(keys().1.clone(), &job.spec.vk_hash).unwrap();
             matproof_verifier::check_sampled_tiles(&r.spec, &r.r_c, &r.challenge.challenge, &r.openings, &pinned)
                 .unwrap();
+            // The node kept the provider's commit and response signatures: the whole audit
+            // passes, provider signatures included.
+            provider_signed(&r);
+            let report = matproof_verifier::audit(&r, &matproof_verifier::AuditKeys::new(vec![keys().1.clone()]), None)
+                .expect("the node's receipt audits");
+            assert!(report.check("provider-signatures").unwrap().passed());
             conserved(&ledger).await;
         }
     });
@@ -190,6 +205,11 @@ async fn a_wrong_entry_in_full_mode_is_proven_and_slashed() {
         assert_eq!(verdict.verdict, Verdict::Rejected);
         assert!(verdict.reason.contains("Freivalds"), "{}", verdict.reason);
         let r = receipt(&mut client, &job).await;
+        // The rejection rests on the provider's own signatures, not on the verifier's word.
+        provider_signed(&r);
+        let report = matproof_verifier::audit(&r, &matproof_verifier::AuditKeys::new(vec![keys().1.clone()]), None)
+            .expect("the node's rejection audits");
+        assert!(matches!(report.rejection, Some(matproof_verifier::audit::RejectionGrounds::FraudProven { .. })));
         let proof = r.fraud_proof.expect("a fraud proof");
         assert_eq!((proof.row, proof.col), (2, 3));
         matproof_verifier::check_fraud_proof(&job.spec, &job.r_c(), &proof).expect("the fraud proof checks");

@@ -3,7 +3,8 @@
 //! The stream is, in this order: in full mode every row of `C`, in whole rows, as
 //! consecutive `CRows` chunks starting at row 0; then exactly `samples` openings in sample
 //! order; then one `ResponseEnd` whose signature (purpose `respond`) covers
-//! `job_id ‖ R_C ‖ response digest` ([`crate::receipt::ResponseHasher`]), so a signature seen
+//! `job_id ‖ R_C ‖ response digest` ([`crate::receipt::ResponseHasher`]; the digest covers
+//! the digest of the streamed `C` and every opening), so a signature seen
 //! once cannot be replayed under other contents. Every chunk carries the job id. The whole
 //! stream is bounded by [`response_budget`] bytes.
 //!
@@ -18,7 +19,7 @@ use crate::identity::{Identity, PublicKey, Signature, verify};
 use crate::ids::{JobId, MerkleRoot};
 use crate::limits::MAX_MERKLE_PATH_LEN;
 use crate::opening::TileOpening;
-use crate::receipt::{PURPOSE_RESPOND, ResponseHasher, respond_signing_bytes};
+use crate::receipt::{PURPOSE_RESPOND, ResponseHasher, SignedResponseEnd, respond_signing_bytes};
 use crate::spec::{JobSpec, VerificationMode};
 use crate::wire::{WireError, digest_from_wire, pb};
 use pb::respond_chunk::Part;
@@ -128,7 +129,7 @@ impl ResponseWriter {
     /// The signed end, over the digest of everything written.
     pub fn end(self, provider: &Identity) -> pb::RespondChunk {
         let (job_id, r_c) = (self.expect.job_id, self.expect.r_c);
-        let signed = respond_signing_bytes(&job_id, &r_c, &self.hasher.finish());
+        let signed = respond_signing_bytes(&job_id, &r_c, &self.hasher.finish().response_digest);
         let signature = provider.sign(PURPOSE_RESPOND, &signed);
         let end = Part::End(pb::ResponseEnd { provider_signature: signature.0.to_vec() });
         pb::RespondChunk { job_id: job_id.to_vec(), part: Some(end) }
@@ -167,8 +168,9 @@ pub struct AuthenticatedResponse {
     pub c_rows: Option<Vec<i32>>,
     /// The openings, in sample order.
     pub openings: Vec<TileOpening>,
-    /// The provider's end signature.
-    pub end_signature: Signature,
+    /// The provider's end signature with the digest of the streamed `C`, as a receipt keeps
+    /// them.
+    pub end: SignedResponseEnd,
 }
 
 /// Where a [`ResponseReader`] stands after a chunk.
@@ -280,7 +282,8 @@ impl ResponseReader {
     /// verifies over the digest of every chunk, and every sampled tile was opened.
     pub fn finish(self) -> Result<AuthenticatedResponse, SessionError> {
         let end = self.end.ok_or_else(|| invalid("end", "the stream ended without ResponseEnd"))?;
-        let signed = respond_signing_bytes(&self.expect.job_id, &self.expect.r_c, &self.hasher.finish());
+        let digests = self.hasher.finish();
+        let signed = respond_signing_bytes(&self.expect.job_id, &self.expect.r_c, &digests.response_digest);
         verify(&self.expect.provider, PURPOSE_RESPOND, &signed, &end)
             .map_err(|source| SessionError::Signature { field: "end.provider_signature", source })?;
         if self.openings.len() != self.expect.openings {
@@ -294,7 +297,7 @@ impl ResponseReader {
             r_c: self.expect.r_c,
             c_rows: (self.expect.c_rows > 0).then_some(self.rows),
             openings: self.openings,
-            end_signature: end,
+            end: SignedResponseEnd { c_digest: digests.c_digest, signature: end },
         })
     }
 }

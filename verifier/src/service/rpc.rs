@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use matproof_protocol::ids::JobId;
-use matproof_protocol::receipt::{RECEIPT_VERSION, Receipt, SignedChallenge, SignedVerdict, Verdict};
+use matproof_protocol::receipt::{
+    RECEIPT_VERSION, Receipt, SignedChallenge, SignedResponseEnd, SignedVerdict, Verdict,
+};
 use matproof_protocol::session::{
     self, AuthenticatedResponse, ReadProgress, ResponseExpectation, ResponseReader, SessionError, SignedCommit,
 };
@@ -231,26 +233,32 @@ impl Node {
     async fn record(
         &self,
         row: &JobRow,
-        openings: Vec<matproof_protocol::opening::TileOpening>,
+        provider_response: (Vec<matproof_protocol::opening::TileOpening>, SignedResponseEnd),
         mut judgement: Judgement,
     ) -> Result<pb::SignedVerdict, Status> {
         let job_id = row.job_id;
         let challenge = row.challenge.clone().ok_or_else(|| Status::internal("no stored challenge"))?;
         let r_c = challenge.challenge.r_c;
+        let (openings, end) = provider_response;
         let mut allowed = match judgement.verdict {
             Verdict::Approved => vec![JobState::Challenged],
             Verdict::Rejected => vec![JobState::Challenged, JobState::Expired],
         };
         for _attempt in 0..2 {
             let verdict = SignedVerdict::sign(job_id, r_c, judgement.verdict, &judgement.reason, &self.identity);
-            let receipt = self.receipt(row, &challenge, &openings, &verdict, &judgement)?;
+            let receipt = self.receipt(row, &challenge, (&openings, &end), &verdict, &judgement)?;
             let state = match judgement.verdict {
                 Verdict::Approved => JobState::Approved,
                 Verdict::Rejected => JobState::Rejected,
             };
             let fraud = judgement.fraud_proof.is_some();
             let hash = verdict_hash(&verdict);
-            if self.store.store_verdict(&job_id, state, &receipt, &hash, fraud, &allowed).await.map_err(store_status)? {
+            if self
+                .store
+                .store_verdict(&job_id, state, &receipt, &end, &hash, fraud, &allowed)
+                .await
+                .map_err(store_status)?
+            {
                 self.settle_job(&job_id).await.map_err(settle_status)?;
                 return Ok((&verdict).into());
             }
@@ -273,21 +281,29 @@ impl Node {
         Err(Status::failed_precondition("the job cannot take a verdict"))
     }
 
-    /// The encoded receipt of a judged job.
+    /// The encoded receipt of a judged job, with the provider's commit signature and its
+    /// response (`openings`, end).
     fn receipt(
         &self,
         row: &JobRow,
         challenge: &SignedChallenge,
-        openings: &[matproof_protocol::opening::TileOpening],
+        (openings, end): (&[matproof_protocol::opening::TileOpening], &SignedResponseEnd),
         verdict: &SignedVerdict,
         judgement: &Judgement,
     ) -> Result<Vec<u8>, Status> {
         let summary = crate::check_summary(&row.spec).map_err(|e| Status::internal(format!("summary: {e}")))?;
+        // A job committed before the node stored commit signatures (migration 0004) cannot
+        // get a receipt that binds its provider.
+        let commit_signature = row.commit_signature.ok_or_else(|| {
+            Status::failed_precondition("the job was committed before this node kept commit signatures: no receipt")
+        })?;
         let receipt = Receipt {
             version: RECEIPT_VERSION,
             spec: row.spec.clone(),
             consumer_signature: row.consumer_signature,
             r_c: challenge.challenge.r_c,
+            commit_signature,
+            response_end: *end,
             challenge: challenge.clone(),
             openings: openings.to_vec(),
             summary,
@@ -311,7 +327,7 @@ impl Node {
         })?;
         let values = Challenge { job_id: commit.job_id, r_c: commit.r_c, seed: matproof_protocol::ids::Seed(seed) };
         let challenge = SignedChallenge::sign(values, &self.identity);
-        if self.store.set_challenge(&challenge).await.map_err(store_status)? {
+        if self.store.set_challenge(&challenge, &commit.signature).await.map_err(store_status)? {
             return Ok((&challenge).into());
         }
         let row = self.load(&row.job_id).await?;
@@ -382,9 +398,9 @@ impl pb::verifier_server::Verifier for VerifierService {
             Err(stored) => return Ok(Response::new(stored)),
         };
         let arrived = now_unix_ms();
-        let openings = response.openings.clone();
+        let provider_response = (response.openings.clone(), response.end);
         let judgement = node.judge_response(&row, response, arrived).await?;
-        node.record(&row, openings, judgement).await.map(Response::new)
+        node.record(&row, provider_response, judgement).await.map(Response::new)
     }
 
     async fn get_receipt(&self, request: Request<pb::GetReceiptRequest>) -> Result<Response<pb::Receipt>, Status> {

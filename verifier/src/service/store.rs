@@ -1,12 +1,13 @@
-//! The node's own tables (`migrations/0002_node.sql`, `0003_node_admission.sql`): jobs, their one commitment and
-//! challenge, verdicts and receipts. Same database and single-dialect SQL as the ledger
+//! The node's own tables (`migrations/0002_node.sql`, `0003_node_admission.sql`,
+//! `0004_provider_signatures.sql`): jobs, their one commitment (with the provider's commit
+//! signature) and challenge, verdicts and receipts (with the provider's response end). Same database and single-dialect SQL as the ledger
 //! (SQLite or PostgreSQL through `sqlx::Any`); byte strings are stored as hex `TEXT`.
 
 use std::time::Duration;
 
 use matproof_protocol::identity::{PublicKey, Signature};
 use matproof_protocol::ids::{JobId, MerkleRoot, Seed};
-use matproof_protocol::receipt::SignedChallenge;
+use matproof_protocol::receipt::{SignedChallenge, SignedResponseEnd};
 use matproof_protocol::spec::JobSpec;
 use matproof_protocol::transcript::Challenge;
 use sqlx::any::AnyPoolOptions;
@@ -77,6 +78,9 @@ pub(crate) struct JobRow {
     pub(crate) consumer_signature: Signature,
     pub(crate) state: JobState,
     pub(crate) challenge: Option<SignedChallenge>,
+    /// The provider's signature over `job_id ‖ R_C` (`None` for a job committed before
+    /// migration 0004).
+    pub(crate) commit_signature: Option<Signature>,
     pub(crate) receipt: Option<Vec<u8>>,
     pub(crate) verdict_hash: Option<[u8; 32]>,
     pub(crate) fraud: bool,
@@ -96,7 +100,7 @@ pub(crate) struct Store {
 }
 
 const JOB_COLUMNS: &str = "job_id, spec, consumer_signature, state, r_c, seed, challenge_key, challenge_signature, \
-                           receipt, verdict_hash, fraud, settled";
+                           receipt, verdict_hash, fraud, settled, commit_signature";
 
 impl Store {
     /// Connects to `url` (whose migrations [`crate::ledger::Ledger::open`] has run).
@@ -216,38 +220,47 @@ impl Store {
 
     /// Records the job's one commitment and its challenge, if none is recorded yet and the
     /// job is still open; `true` if this call recorded it. Two racing calls cannot both win:
-    /// the `UPDATE` is conditional on `r_c IS NULL`.
-    pub(crate) async fn set_challenge(&self, challenge: &SignedChallenge) -> Result<bool, StoreError> {
+    /// the `UPDATE` is conditional on `r_c IS NULL`. The provider's commit signature is
+    /// stored with it, for the receipt.
+    pub(crate) async fn set_challenge(
+        &self,
+        challenge: &SignedChallenge,
+        commit_signature: &Signature,
+    ) -> Result<bool, StoreError> {
         let c = &challenge.challenge;
         let done = sqlx::query(
             "UPDATE node_jobs SET state = 'challenged', r_c = $2, seed = $3, challenge_key = $4, \
-             challenge_signature = $5 WHERE job_id = $1 AND state = 'opened' AND r_c IS NULL",
+             challenge_signature = $5, commit_signature = $6 WHERE job_id = $1 AND state = 'opened' AND r_c IS NULL",
         )
         .bind(hex::encode(c.job_id))
         .bind(hex::encode(c.r_c))
         .bind(hex::encode(c.seed))
         .bind(hex::encode(challenge.verifier_key.0))
         .bind(hex::encode(challenge.signature.0))
+        .bind(hex::encode(commit_signature.0))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    /// Records the verdict and receipt once, if the job is in one of `from`; `true` if this
-    /// call recorded it (the loser of a race gets `false` and must read the stored verdict).
+    /// Records the verdict and receipt (and the provider's response end it carries) once, if
+    /// the job is in one of `from`; `true` if this call recorded it (the loser of a race gets
+    /// `false` and must read the stored verdict).
+    #[allow(clippy::too_many_arguments)] // one row's columns, written by one statement
     pub(crate) async fn store_verdict(
         &self,
         job_id: &JobId,
         state: JobState,
         receipt: &[u8],
+        end: &SignedResponseEnd,
         verdict_hash: &[u8; 32],
         fraud: bool,
         from: &[JobState],
     ) -> Result<bool, StoreError> {
         let allowed: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
         let done = sqlx::query(&format!(
-            "UPDATE node_jobs SET state = $2, receipt = $3, verdict_hash = $4, fraud = $5 \
-             WHERE job_id = $1 AND receipt IS NULL AND r_c IS NOT NULL AND state IN ({})",
+            "UPDATE node_jobs SET state = $2, receipt = $3, verdict_hash = $4, fraud = $5, response_c_digest = $6, \
+             response_signature = $7 WHERE job_id = $1 AND receipt IS NULL AND r_c IS NOT NULL AND state IN ({})",
             allowed.join(", ")
         ))
         .bind(hex::encode(job_id))
@@ -255,6 +268,8 @@ impl Store {
         .bind(hex::encode(receipt))
         .bind(hex::encode(verdict_hash))
         .bind(i64::from(fraud))
+        .bind(hex::encode(end.c_digest))
+        .bind(hex::encode(end.signature.0))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -351,12 +366,15 @@ fn parse_row(r: &sqlx::any::AnyRow) -> Result<JobRow, StoreError> {
     };
     let receipt = r.try_get::<Option<String>, _>(8)?.map(|s| unhex("receipt", &s)).transpose()?;
     let verdict_hash = r.try_get::<Option<String>, _>(9)?.map(|s| unhex32("verdict_hash", &s)).transpose()?;
+    let commit_signature =
+        r.try_get::<Option<String>, _>(12)?.map(|s| unhex64("commit_signature", &s).map(Signature)).transpose()?;
     Ok(JobRow {
         job_id,
         spec,
         consumer_signature,
         state,
         challenge,
+        commit_signature,
         receipt,
         verdict_hash,
         fraud: r.try_get::<i64, _>(10)? != 0,
