@@ -1,5 +1,7 @@
 //! The CPU int8 GEMM at any shape and on any kernel, one JSON line per shape and kernel (the
-//! fields of `matproof bench gemm --json`, plus `m`, `k`, `path`, `min_s` and `gops_best`), to
+//! fields of `matproof bench gemm --json`, plus `m`, `k`, `path`, `min_s`, `gops_best`, and
+//! `cpu_s`, the CPU seconds per run of all threads, with `gops_per_cpu`, the throughput were
+//! every thread on a CPU of its own all the time), to
 //! put beside `benches/onnxruntime_gemm.py`. Run by hand:
 //!
 //! ```sh
@@ -34,7 +36,7 @@ fn parse_shape(text: &str) -> Result<(usize, usize, usize), String> {
 }
 
 fn parse_path(text: &str) -> Result<GemmPath, String> {
-    [GemmPath::Avx512Vnni, GemmPath::Avx2, GemmPath::Portable, GemmPath::Naive]
+    [GemmPath::AmxInt8, GemmPath::Avx512Vnni, GemmPath::Avx2, GemmPath::Portable, GemmPath::Naive]
         .into_iter()
         .find(|p| p.name() == text)
         .ok_or_else(|| format!("unknown path {text:?}"))
@@ -64,6 +66,19 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
+/// CPU time of all this process's threads, in seconds (`/proc/self/task/*/schedstat`, ns on a
+/// CPU; 0 where that is not available). Unlike wall time it leaves out waiting for a CPU,
+/// which on a shared, loaded machine is most of the noise.
+fn cpu_seconds() -> f64 {
+    let tasks = std::fs::read_dir("/proc/self/task").map(|d| d.flatten().collect::<Vec<_>>()).unwrap_or_default();
+    let ns: u64 = tasks
+        .iter()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    ns as f64 * 1e-9
+}
+
 fn bench(m: usize, k: usize, n: usize, path: GemmPath, runs: usize) -> Result<String, String> {
     let a = random_i8(m, k, 1).map_err(|e| e.to_string())?;
     let b = random_i8(k, n, 2).map_err(|e| e.to_string())?;
@@ -74,6 +89,7 @@ fn bench(m: usize, k: usize, n: usize, path: GemmPath, runs: usize) -> Result<St
     if gemm_i8(a, b, m, k, n, reference).map_err(|e| e.to_string())? != out {
         return Err(format!("{} differs from {} at {m}x{k}x{n}", path.name(), reference.name()));
     }
+    let cpu_start = cpu_seconds();
     let mut times: Vec<f64> = (0..runs)
         .map(|_| {
             let start = Instant::now();
@@ -81,17 +97,21 @@ fn bench(m: usize, k: usize, n: usize, path: GemmPath, runs: usize) -> Result<St
         })
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
+    let cpu_s = (cpu_seconds() - cpu_start) / runs as f64;
     times.sort_by(f64::total_cmp);
     let median = if runs % 2 == 1 { times[runs / 2] } else { (times[runs / 2 - 1] + times[runs / 2]) / 2.0 };
     let ops = 2.0 * (m as f64) * (k as f64) * (n as f64);
+    let threads = rayon::current_num_threads();
     Ok(format!(
         "{{\"bench\": \"gemm\", \"m\": {m}, \"k\": {k}, \"n\": {n}, \"path\": \"{}\", \"threads\": {}, \"runs\": {runs}, \
-         \"median_s\": {median:.6}, \"min_s\": {:.6}, \"gops\": {:.1}, \"gops_best\": {:.1}}}",
+         \"median_s\": {median:.6}, \"min_s\": {:.6}, \"gops\": {:.1}, \"gops_best\": {:.1}, \"cpu_s\": {cpu_s:.6}, \
+         \"gops_per_cpu\": {:.1}}}",
         path.name(),
-        rayon::current_num_threads(),
+        threads,
         times[0],
         ops / median / 1e9,
-        ops / times[0] / 1e9
+        ops / times[0] / 1e9,
+        ops / (cpu_s / threads as f64) / 1e9
     ))
 }
 

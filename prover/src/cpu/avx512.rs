@@ -70,7 +70,7 @@ impl<const MR: usize, const NV: usize, const KC_GROUPS: usize> MicroKernel for V
             }
             let rows: [&[i8]; 4] = std::array::from_fn(|t| &b[(p0 + t) * n + j0..][..nr]);
             for (v, dst) in grp.chunks_exact_mut(64).enumerate() {
-                interleave_16_columns(rows.map(|row| &row[16 * v..16 * v + 16]), dst);
+                interleave_16_columns(rows.map(|row| &row[16 * v..16 * v + 16]), dst, i8::MIN);
             }
         }
     }
@@ -106,10 +106,11 @@ impl<const MR: usize, const NV: usize, const KC_GROUPS: usize> MicroKernel for V
     }
 }
 
-/// Writes 16 columns × 4 rows of `B` as 16 groups of 4 bytes (`dst[4c + t] = rows[t][c] + 128`),
-/// the packed layout of one `zmm` of `B`: two rounds of byte/word unpacks instead of 64 scalar
-/// stores (packing `B` one byte at a time cost about a third of the kernel's time at n = 2048).
-fn interleave_16_columns(rows: [&[i8]; 4], dst: &mut [u8]) {
+/// Writes 16 columns × 4 rows of `B` as 16 groups of 4 bytes (`dst[4c + t] = rows[t][c] ^ bias`:
+/// a `bias` of `i8::MIN` adds 128, 0 keeps the bytes), the packed layout of one `zmm` of `B`
+/// (and of one AMX `B` tile row): two rounds of byte/word unpacks instead of 64 scalar stores
+/// (packing `B` one byte at a time cost about a third of the kernel's time at n = 2048).
+pub(crate) fn interleave_16_columns(rows: [&[i8]; 4], dst: &mut [u8], bias: i8) {
     assert!(rows.iter().all(|r| r.len() == 16) && dst.len() == 64, "interleave_16_columns: 4×16 in, 64 out");
     // SAFETY: SSE2 is part of the x86-64 baseline; the assert bounds the four 16-byte loads and
     // the four 16-byte stores (unaligned forms).
@@ -117,7 +118,7 @@ fn interleave_16_columns(rows: [&[i8]; 4], dst: &mut [u8]) {
         let [r0, r1, r2, r3] = rows.map(|r| _mm_loadu_si128(r.as_ptr().cast()));
         let (lo01, hi01) = (_mm_unpacklo_epi8(r0, r1), _mm_unpackhi_epi8(r0, r1));
         let (lo23, hi23) = (_mm_unpacklo_epi8(r2, r3), _mm_unpackhi_epi8(r2, r3));
-        let bias = _mm_set1_epi8(i8::MIN);
+        let bias = _mm_set1_epi8(bias);
         let quads: [__m128i; 4] = [
             _mm_unpacklo_epi16(lo01, lo23),
             _mm_unpackhi_epi16(lo01, lo23),

@@ -1,0 +1,259 @@
+//! AMX-INT8 micro-kernel (`tdpbssd`: `i8 × i8 → i32` on 16×16 tiles, sums of 4 per step,
+//! 64 `k` values per instruction), for CPUs with Intel AMX (Sapphire Rapids and later).
+//!
+//! `tdpbssd` multiplies signed by signed bytes, so no `+128` bias is needed. Its `i32`
+//! accumulation wraps (no saturation), like `vpdpbusd`, so the result is the exact product
+//! mod `2^32`, bit-identical to every other path.
+//!
+//! Register tile: 32 rows × 32 columns of `C` in the four accumulator tiles `tmm0..tmm3` (2×2),
+//! `A` in `tmm4`, `tmm5` (16 rows × 64 `k` each), `B` in `tmm6`, `tmm7` (16 quads of `k` × 16
+//! columns each): per 64 `k`, four tile loads and four `tdpbssd`. Stable Rust has no AMX
+//! intrinsics, so the tile instructions are inline assembly; the operating system must grant
+//! the process the AMX tile state first (Linux `arch_prctl(ARCH_REQ_XCOMP_PERM)`), which
+//! [`AmxKernel::new`] requests once.
+#![allow(unsafe_code)]
+
+use std::arch::asm;
+use std::sync::OnceLock;
+
+use super::avx512::interleave_16_columns;
+use super::blocked::MicroKernel;
+
+const MR: usize = 32;
+const NR: usize = 32;
+/// `k` values per group: one `A` tile row (64 bytes).
+const KG: usize = 64;
+/// Bytes of one packed group of an `A` or a `B` micro-panel (32 × 64).
+const GROUP_BYTES: usize = MR * KG;
+
+/// The AMX kernel; only constructible when the CPU has AMX-TILE and AMX-INT8 and the OS has
+/// granted this process the tile state.
+pub(crate) struct AmxKernel {
+    _granted: (),
+}
+
+/// Whether the CPU reports AMX-TILE and AMX-INT8 (CPUID leaf 7, EDX bits 24 and 25); feature
+/// detection for AMX is not yet stable in `is_x86_feature_detected!`.
+fn cpu_has_amx_int8() -> bool {
+    let leaf0 = std::arch::x86_64::__cpuid(0);
+    if leaf0.eax < 7 {
+        return false;
+    }
+    let leaf7 = std::arch::x86_64::__cpuid_count(7, 0);
+    (leaf7.edx >> 24) & 1 == 1 && (leaf7.edx >> 25) & 1 == 1
+}
+
+/// Asks Linux for the AMX tile data state (`arch_prctl(ARCH_REQ_XCOMP_PERM,
+/// XFEATURE_XTILEDATA)`); `true` if granted. Once granted it holds for every thread of the
+/// process.
+#[cfg(target_os = "linux")]
+fn request_tile_state() -> bool {
+    const SYS_ARCH_PRCTL: i64 = 158;
+    const ARCH_REQ_XCOMP_PERM: i64 = 0x1023;
+    const XFEATURE_XTILEDATA: i64 = 18;
+    let ret: i64;
+    // SAFETY: a plain system call with integer arguments; it reads and writes no memory of
+    // ours, and `syscall` clobbers only rcx and r11 (declared) besides rax.
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") SYS_ARCH_PRCTL => ret,
+            in("rdi") ARCH_REQ_XCOMP_PERM,
+            in("rsi") XFEATURE_XTILEDATA,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret == 0
+}
+
+#[cfg(not(target_os = "linux"))]
+fn request_tile_state() -> bool {
+    false
+}
+
+impl AmxKernel {
+    /// `Some` iff the CPU has AMX-INT8 and the OS granted the tile state.
+    pub(crate) fn new() -> Option<Self> {
+        static GRANTED: OnceLock<bool> = OnceLock::new();
+        let granted = *GRANTED.get_or_init(|| cpu_has_amx_int8() && request_tile_state());
+        granted.then_some(Self { _granted: () })
+    }
+}
+
+/// `ldtilecfg` operand: palette 1; tiles 0..8 all 16 rows × 64 bytes.
+#[repr(C, align(64))]
+struct TileConfig([u8; 64]);
+
+impl TileConfig {
+    fn new() -> Self {
+        let mut cfg = [0u8; 64];
+        cfg[0] = 1;
+        for t in 0..8 {
+            cfg[16 + 2 * t] = 64; // bytes per row (u16, little-endian)
+            cfg[48 + t] = 16; // rows
+        }
+        Self(cfg)
+    }
+}
+
+/// The 32×32 `i32` result of one micro-kernel call, row-major.
+#[repr(C, align(64))]
+struct TileResult([i32; MR * NR]);
+
+/// Packs groups `g0..` of `B` panel `jp` for the AMX kernel: per group of 64 `k`, 16 quads
+/// `q`, each 32 columns × 4 bytes (`out[g·2048 + q·128 + 4c + t] = B[64(g0+g) + 4q + t, 32jp + c]`),
+/// i.e. two `B` tiles with a row stride of 128 bytes; zero past `k` and `n`.
+fn pack_b_amx(b: &[i8], k: usize, n: usize, jp: usize, g0: usize, out: &mut [u8]) {
+    let j0 = jp * NR;
+    for (g, grp) in out.chunks_exact_mut(GROUP_BYTES).enumerate() {
+        for (q, quad) in grp.chunks_exact_mut(NR * 4).enumerate() {
+            let p0 = (g0 + g) * KG + 4 * q;
+            if p0 + 4 <= k && j0 + NR <= n {
+                let rows: [&[i8]; 4] = std::array::from_fn(|t| &b[(p0 + t) * n + j0..][..NR]);
+                for (v, dst) in quad.chunks_exact_mut(64).enumerate() {
+                    interleave_16_columns(rows.map(|row| &row[16 * v..16 * v + 16]), dst, 0);
+                }
+                continue;
+            }
+            for (c, word) in quad.chunks_exact_mut(4).enumerate() {
+                for (t, x) in word.iter_mut().enumerate() {
+                    let (p, j) = (p0 + t, j0 + c);
+                    *x = if p < k && j < n { b[p * n + j] as u8 } else { 0 };
+                }
+            }
+        }
+    }
+}
+
+impl MicroKernel for AmxKernel {
+    const MR: usize = MR;
+    const NR: usize = NR;
+    const KG: usize = KG;
+    /// 4096 `k` per block: the `A` and `B` micro-panels (128 KiB each) stream from L2, and the
+    /// accumulator tiles cover all of `k` up to 4096 in one call. Blocks of 768 (`B` in L1) ran
+    /// at 0.65× this at n = 2048: each call's fixed cost (configure, zero and store the tiles,
+    /// add 32×32 results into `C`) was then a third of its time.
+    const KC_GROUPS: usize = 64;
+    const MC: usize = 8 * MR;
+    const BIAS_B: bool = false;
+    type PA = i8;
+    type PB = u8;
+
+    fn conv_a(x: i8) -> i8 {
+        x
+    }
+
+    fn conv_b(x: i8) -> u8 {
+        x as u8
+    }
+
+    fn pack_b(&self, b: &[i8], k: usize, n: usize, jp: usize, g0: usize, out: &mut [u8]) {
+        pack_b_amx(b, k, n, jp, g0, out);
+    }
+
+    fn run(
+        &self,
+        ap: &[i8],
+        bp: &[u8],
+        groups: usize,
+        c: &mut [i32],
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        first: bool,
+        corr: &[i32],
+    ) {
+        assert!(
+            (1..=MR).contains(&rows)
+                && (1..=NR).contains(&cols)
+                && ap.len() >= groups * GROUP_BYTES
+                && bp.len() >= groups * GROUP_BYTES
+                && corr.len() >= rows
+                && c.len() >= (rows - 1) * ldc + cols,
+            "AMX micro-kernel called with inconsistent panel sizes"
+        );
+        let mut tile = TileResult([0; MR * NR]);
+        // SAFETY: `self` exists only if the CPU has AMX-INT8 and the OS granted the tile state.
+        // The assert bounds the tile loads: per group, 32 rows × 64 bytes of `ap` and 16 rows
+        // × 128 bytes of `bp`, `groups · 2048` bytes of each; the stores write `tile` (4 KiB).
+        unsafe { tile_product(ap.as_ptr(), bp.as_ptr(), groups, &mut tile) };
+        for (r, src) in tile.0.chunks_exact(NR).take(rows).enumerate() {
+            let dst = &mut c[r * ldc..r * ldc + cols];
+            if first {
+                for (d, &s) in dst.iter_mut().zip(src) {
+                    *d = s.wrapping_sub(corr[r]);
+                }
+            } else {
+                for (d, &s) in dst.iter_mut().zip(src) {
+                    *d = d.wrapping_add(s);
+                }
+            }
+        }
+    }
+}
+
+/// `tile = A·B` over `groups` packed groups (32 rows of `A`, 32 columns of `B`).
+///
+/// # Safety
+/// The CPU must support AMX-INT8 with the tile state granted; `ap` and `bp` must be valid for
+/// `groups · 2048` byte reads.
+unsafe fn tile_product(ap: *const i8, bp: *const u8, groups: usize, tile: &mut TileResult) {
+    let cfg = TileConfig::new();
+    // SAFETY: the caller guarantees AMX; `cfg` is a valid 64-byte palette-1 configuration.
+    unsafe {
+        asm!(
+            "ldtilecfg [{cfg}]",
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "tilezero tmm2",
+            "tilezero tmm3",
+            cfg = in(reg) cfg.0.as_ptr(),
+            options(nostack, readonly),
+        );
+    }
+    for g in 0..groups {
+        // SAFETY: group `g` of each micro-panel is 2048 bytes at `g · 2048`, in bounds by the
+        // caller's guarantee: `A` rows 0..16 at `+0` and 16..32 at `+1024` (stride 64), `B`
+        // columns 0..16 at `+0` and 16..32 at `+64` (stride 128), 16 rows each.
+        unsafe {
+            let (a, b) = (ap.add(g * GROUP_BYTES), bp.add(g * GROUP_BYTES));
+            asm!(
+                "tileloadd tmm4, [{a} + {a_stride}]",
+                "tileloadd tmm5, [{a_hi} + {a_stride}]",
+                "tileloadd tmm6, [{b} + {b_stride}]",
+                "tileloadd tmm7, [{b_hi} + {b_stride}]",
+                "tdpbssd tmm0, tmm4, tmm6",
+                "tdpbssd tmm1, tmm4, tmm7",
+                "tdpbssd tmm2, tmm5, tmm6",
+                "tdpbssd tmm3, tmm5, tmm7",
+                a = in(reg) a,
+                a_hi = in(reg) a.add(16 * KG),
+                b = in(reg) b,
+                b_hi = in(reg) b.add(64),
+                a_stride = in(reg) KG,
+                b_stride = in(reg) NR * 4,
+                options(nostack, readonly),
+            );
+        }
+    }
+    let out = tile.0.as_mut_ptr();
+    // SAFETY: each store writes 16 rows × 64 bytes at a row stride of 128 bytes inside the 4 KiB
+    // `tile`: accumulator (i, j) at row 16·i, column 16·j.
+    unsafe {
+        asm!(
+            "tilestored [{c00} + {stride}], tmm0",
+            "tilestored [{c01} + {stride}], tmm1",
+            "tilestored [{c10} + {stride}], tmm2",
+            "tilestored [{c11} + {stride}], tmm3",
+            "tilerelease",
+            c00 = in(reg) out,
+            c01 = in(reg) out.add(16),
+            c10 = in(reg) out.add(16 * NR),
+            c11 = in(reg) out.add(16 * NR + 16),
+            stride = in(reg) NR * 4,
+            options(nostack),
+        );
+    }
+}
