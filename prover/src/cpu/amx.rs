@@ -257,3 +257,45 @@ unsafe fn tile_product(ap: *const i8, bp: *const u8, groups: usize, tile: &mut T
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::{GemmPath, blocked, gemm_i8};
+    use proptest::prelude::*;
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    /// The AMX kernel itself at any row count (the dispatcher gives small products to VNNI).
+    fn amx_matches_naive(m: usize, k: usize, n: usize, a: &[i8], b: &[i8]) -> Result<(), TestCaseError> {
+        let Some(kern) = AmxKernel::new() else { return Ok(()) };
+        let mut got = vec![7i32; m * n];
+        blocked::gemm(&kern, a, b, m, k, n, &mut got).unwrap();
+        let want = gemm_i8(a, b, m, k, n, GemmPath::Naive).unwrap();
+        prop_assert!(got == want, "AMX kernel differs at m={} k={} n={}", m, k, n);
+        Ok(())
+    }
+
+    #[test]
+    fn amx_kernel_wrapping_edge_and_extremes() {
+        let (m, k, n) = (3, crate::cpu::MAX_K, 5);
+        amx_matches_naive(m, k, n, &vec![-128; m * k], &vec![-128; k * n]).unwrap();
+        let mut rng = StdRng::seed_from_u64(7);
+        for &(m, k, n) in &[(33, 4099, 65), (70, 63, 31), (1, 129, 1), (100, 8200, 40), (64, 4096, 2000)] {
+            let a: Vec<i8> = (0..m * k).map(|_| if rng.r#gen::<bool>() { 127 } else { -128 }).collect();
+            let b: Vec<i8> = (0..k * n).map(|_| rng.r#gen::<i8>()).collect();
+            amx_matches_naive(m, k, n, &a, &b).unwrap();
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn amx_kernel_matches_naive(m in 1usize..=80, k in prop_oneof![1usize..=70, 120usize..=136, 4090usize..=4100], n in 1usize..=80, seed in any::<u64>()) {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let a: Vec<i8> = (0..m * k).map(|_| rng.r#gen()).collect();
+            let b: Vec<i8> = (0..k * n).map(|_| rng.r#gen()).collect();
+            amx_matches_naive(m, k, n, &a, &b)?;
+        }
+    }
+}
