@@ -48,6 +48,15 @@ pub(crate) trait MicroKernel: Sync {
     {
         pack_b_scalar::<Self>(b, k, n, jp, g0, out);
     }
+    /// Runs `f`, a sequence of [`MicroKernel::run`] calls on this thread with nothing else in
+    /// between, inside whatever per-thread setup the kernel needs (AMX loads its tile
+    /// configuration once here instead of once per call).
+    fn with_session<R>(&self, f: impl FnOnce() -> R) -> R
+    where
+        Self: Sized,
+    {
+        f()
+    }
     /// Computes the `MR×NR` product of one packed `A` micro-panel (`ap`, `groups·MR·KG`) and
     /// one packed `B` micro-panel (`bp`, `groups·NR·KG`) and writes its top-left `rows×cols`
     /// corner to `c` (row stride `ldc`): `c = acc − corr[r]` if `first` (with `corr` all zero
@@ -216,33 +225,35 @@ fn compute_block<K: MicroKernel>(
     let mut local = Aligned::<K::PB>::new(if matches!(b, BPanels::Raw(_)) { kc * nr * kg } else { 0 }, "B panel")?;
 
     let block_panels = (C_BLOCK_BYTES / (rpanels * mr * nr * 4)).max(1);
-    let mut jb = panels.start;
-    while jb < panels.end {
-        let block = jb..(jb + block_panels).min(panels.end);
-        let mut g0 = 0;
-        while g0 < groups_total {
-            let groups = kc.min(groups_total - g0);
-            for jp in block.clone() {
-                let bslice = match b {
-                    BPanels::Packed(bp) => &bp[jp * bpanel_len + g0 * nr * kg..][..groups * nr * kg],
-                    BPanels::Raw(raw) => {
-                        let buf = &mut local.as_mut_slice()[..groups * nr * kg];
-                        kern.pack_b(raw, k, n, jp, g0, buf);
-                        &*buf
+    kern.with_session(|| {
+        let mut jb = panels.start;
+        while jb < panels.end {
+            let block = jb..(jb + block_panels).min(panels.end);
+            let mut g0 = 0;
+            while g0 < groups_total {
+                let groups = kc.min(groups_total - g0);
+                for jp in block.clone() {
+                    let bslice = match b {
+                        BPanels::Packed(bp) => &bp[jp * bpanel_len + g0 * nr * kg..][..groups * nr * kg],
+                        BPanels::Raw(raw) => {
+                            let buf = &mut local.as_mut_slice()[..groups * nr * kg];
+                            kern.pack_b(raw, k, n, jp, g0, buf);
+                            &*buf
+                        }
+                    };
+                    let (jl, cols) = (jp - panels.start, nr.min(n - jp * nr));
+                    for ip in 0..rpanels {
+                        let r = mr.min(rows - ip * mr);
+                        let aslice = &apack[ip * apanel_len + g0 * mr * kg..][..groups * mr * kg];
+                        let cslice = &mut c[ip * mr * ldc + jl * nr..];
+                        kern.run(aslice, bslice, groups, cslice, ldc, r, cols, g0 == 0, &corr[ip * mr..][..mr]);
                     }
-                };
-                let (jl, cols) = (jp - panels.start, nr.min(n - jp * nr));
-                for ip in 0..rpanels {
-                    let r = mr.min(rows - ip * mr);
-                    let aslice = &apack[ip * apanel_len + g0 * mr * kg..][..groups * mr * kg];
-                    let cslice = &mut c[ip * mr * ldc + jl * nr..];
-                    kern.run(aslice, bslice, groups, cslice, ldc, r, cols, g0 == 0, &corr[ip * mr..][..mr]);
                 }
+                g0 += groups;
             }
-            g0 += groups;
+            jb = block.end;
         }
-        jb = block.end;
-    }
+    });
     Ok(())
 }
 
