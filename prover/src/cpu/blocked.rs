@@ -1,17 +1,20 @@
-//! The cache-blocked, packed, rayon-parallel GEMM driver shared by the portable, AVX2 and
-//! AVX-512 VNNI paths; each supplies a micro-kernel through [`MicroKernel`].
+//! The cache-blocked, packed, rayon-parallel GEMM driver shared by the portable, AVX2,
+//! AVX-512 VNNI and AMX paths; each supplies a micro-kernel through [`MicroKernel`].
 //!
 //! Packed layouts (`KG` consecutive `k` values per "group", zero-padded in `k`):
 //!
 //! * `B` panel `jp` (columns `jp·NR ..`): for each group `g`, for each column `c < NR`, the `KG`
-//!   values `B[g·KG + t, jp·NR + c]`, `t < KG`. A panel spans all of `k`, so the slice for a
-//!   k-block is contiguous. Padding columns (past `n`) are zero.
-//! * `A` block (rows of one task, one k-block): for each row panel of `MR` rows, for each group,
-//!   for each row `r < MR`, the `KG` values `A[row, g·KG + t]`. Padding rows are zero.
+//!   values `B[g·KG + t, jp·NR + c]`, `t < KG` (a kernel may lay out a group its own way, see
+//!   [`MicroKernel::pack_b`]). A panel spans all of `k`, so the slice for a k-block is
+//!   contiguous. Padding (past `k`, past `n`) is zero.
+//! * `A` block (the rows of one task, all of `k`, packed once): for each row panel of `MR`
+//!   rows, for each group, for each row `r < MR`, the `KG` values `A[row, g·KG + t]`. Padding
+//!   rows are zero.
 //!
-//! Loop nest per task (a block of `MC` rows, or for short wide products a strip of columns):
-//! k-block → pack the `A` block → column panels → row panels → micro-kernel. The `B`
-//! micro-panel (`KC×NR`) stays in L1 across the row panels; the `A` block stays in L2.
+//! Loop nest per task (a block of rows, or for short wide products a strip of columns): pack
+//! the `A` block → column block (≤ 512 KiB of `C`) → k-block → column panel → row panel →
+//! micro-kernel. The `B` micro-panel is reused across the row panels, the packed `A` and the
+//! `C` block stay in L2.
 
 use rayon::prelude::*;
 

@@ -193,7 +193,7 @@ fn validate(a: &[i8], b: &[i8], m: usize, k: usize, n: usize, path: GemmPath) ->
 
 /// Products with at most this many rows take the VNNI kernel on the AMX path (bit-identical):
 /// they are bound by reading and packing `B`, and AMX's 32-row tiles then only add work
-/// (measured at k = n = 4096: VNNI 1.2–1.7× faster for m = 8..32, even at m = 64).
+/// (measured at k = n = 4096: VNNI 1.2–1.7× faster for m = 8..32, about even at m = 64).
 #[cfg(target_arch = "x86_64")]
 const AMX_MIN_ROWS: usize = 64;
 
