@@ -28,9 +28,9 @@ struct Args {
 
 fn parse_shape(text: &str) -> Result<(usize, usize, usize), String> {
     let parts: Result<Vec<usize>, _> = text.split('x').map(str::parse).collect();
-    match parts.map_err(|e| format!("shape {text:?}: {e}"))?.as_slice() {
-        &[s] => Ok((s, s, s)),
-        &[m, k, n] => Ok((m, k, n)),
+    match *parts.map_err(|e| format!("shape {text:?}: {e}"))?.as_slice() {
+        [s] => Ok((s, s, s)),
+        [m, k, n] => Ok((m, k, n)),
         _ => Err(format!("shape {text:?}: expected N or MxKxN")),
     }
 }
