@@ -43,7 +43,7 @@ def parse_shape(text):
     return tuple(parts)
 
 
-def build_session(a_type, b_type, threads):
+def build_session(a_type, b_type, threads, spinning):
     graph = helper.make_graph(
         [helper.make_node("MatMulInteger", ["A", "B"], ["Y"])],
         "matmul_integer",
@@ -60,9 +60,10 @@ def build_session(a_type, b_type, threads):
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    # Idle worker threads sleep instead of spinning, so that the CPU time reported (cpu_s)
-    # is the work done, as for matproof's rayon pool.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # By default idle worker threads sleep instead of spinning, so that the CPU time reported
+    # (cpu_s) is the work done, as for matproof's rayon pool; --spinning keeps onnxruntime's
+    # default (spinning), for its best wall time.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
@@ -71,9 +72,9 @@ def draw(rng, dtype, shape):
     return rng.integers(info.min, info.max + 1, size=shape, dtype=dtype)
 
 
-def bench_one(m, k, n, types, runs, threads, rng):
+def bench_one(m, k, n, types, runs, threads, rng, spinning=False):
     a_type, b_type = TYPES[types]
-    session = build_session(a_type, b_type, threads)
+    session = build_session(a_type, b_type, threads, spinning)
     a = draw(rng, a_type, (m, k))
     b = draw(rng, b_type, (k, n))
     feeds = {"A": a, "B": b}
@@ -101,7 +102,7 @@ def bench_one(m, k, n, types, runs, threads, rng):
         "threads": threads, "runs": runs, "median_s": median, "min_s": min(times),
         "gops": ops / median / 1e9, "gops_best": ops / min(times) / 1e9, "cpu_s": cpu_s,
         "gops_per_cpu": ops / (cpu_s / threads) / 1e9, "exact": exact,
-        "onnxruntime": ort.__version__, "nproc": os.cpu_count(),
+        "onnxruntime": ort.__version__, "nproc": os.cpu_count(), "spinning": spinning,
     }
 
 
@@ -112,12 +113,13 @@ def main():
     parser.add_argument("--types", choices=sorted(TYPES), action="append", help="repeatable; default u8s8 and s8s8")
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--spinning", action="store_true", help="let idle worker threads spin (onnxruntime's default)")
     args = parser.parse_args()
     shapes = args.shape or [(1024,) * 3, (2048,) * 3, (4096,) * 3, (64, 4096, 4096)]
     rng = np.random.default_rng(1)
     for m, k, n in shapes:
         for types in args.types or ["u8s8", "s8s8"]:
-            print(json.dumps(bench_one(m, k, n, types, args.runs, args.threads, rng)), flush=True)
+            print(json.dumps(bench_one(m, k, n, types, args.runs, args.threads, rng, args.spinning)), flush=True)
 
 
 if __name__ == "__main__":
