@@ -293,7 +293,11 @@ mod tests {
         println!("inner {MR}x{}: {:.2} vpdpbusd/ns (L1-resident panels, one thread)", 16 * NV, instrs / best / 1e9);
     }
 
-    /// `cargo test --release -p matproof-prover -- --ignored --nocapture vnni_tile_speed`.
+    /// `cargo test --release -p matproof-prover -- --ignored --nocapture vnni_tile_speed`: the
+    /// inner kernel of three tile shapes on L1-resident panels (one thread), then whole
+    /// products per tile shape and k-block (wall time and per CPU time); `TILE_SHAPES=MxKxN,…`
+    /// picks the products (`RAYON_NUM_THREADS=1` for one thread). How the tile and k-block of
+    /// [`VnniKernel`] were chosen.
     #[test]
     #[ignore]
     fn vnni_tile_speed() {
