@@ -8,7 +8,11 @@ use std::arch::x86_64::{
     _mm256_maskstore_epi32, _mm256_set1_epi32, _mm256_setr_epi32, _mm256_setzero_si256, _mm256_sub_epi32,
 };
 
-use super::blocked::MicroKernel;
+use std::arch::x86_64::{
+    _mm_loadu_si128, _mm_unpackhi_epi8, _mm_unpacklo_epi8, _mm256_cvtepi8_epi16, _mm256_storeu_si256,
+};
+
+use super::blocked::{MicroKernel, pack_b_scalar};
 
 /// Rows of the register block.
 const MR: usize = 6;
@@ -46,6 +50,21 @@ impl MicroKernel for Avx2Kernel {
         i16::from(x)
     }
 
+    fn pack_b(&self, b: &[i8], k: usize, n: usize, jp: usize, g0: usize, out: &mut [i16]) {
+        let j0 = jp * NR;
+        for (g, grp) in out.chunks_exact_mut(NR * 2).enumerate() {
+            let p0 = (g0 + g) * 2;
+            if p0 + 2 > k || j0 + NR > n {
+                // A group at the end of `k` or a panel at the end of `n`: zero padding, scalar.
+                pack_b_scalar::<Self>(b, k, n, jp, g0 + g, grp);
+                continue;
+            }
+            let pair = [&b[p0 * n + j0..][..NR], &b[(p0 + 1) * n + j0..][..NR]];
+            // SAFETY: `self` exists only if AVX2 was detected.
+            unsafe { interleave_pair(pair, grp) };
+        }
+    }
+
     fn run(
         &self,
         ap: &[i16],
@@ -71,6 +90,26 @@ impl MicroKernel for Avx2Kernel {
         // every access: `groups·MR·2` elements of `ap`, `groups·NR·2` of `bp`, `corr[..rows]`,
         // and only `c[r·ldc + j]` for `r < rows`, `j < cols` (masked loads/stores elsewhere).
         unsafe { kernel(ap.as_ptr(), bp.as_ptr(), groups, c.as_mut_ptr(), ldc, rows, cols, first, corr.as_ptr()) }
+    }
+}
+
+/// Writes 2 rows × 16 columns of `B` as 16 pairs of `i16` (`dst[2c + t] = rows[t][c]`), the
+/// packed layout of one group of the `B` micro-panel: a byte unpack and two sign extensions
+/// instead of 32 scalar stores.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+unsafe fn interleave_pair(rows: [&[i8]; 2], dst: &mut [i16]) {
+    assert!(rows.iter().all(|r| r.len() == NR) && dst.len() == 2 * NR, "interleave_pair: 2×16 in, 32 out");
+    // SAFETY: the assert bounds the two 16-byte loads and the two 32-byte stores (unaligned).
+    unsafe {
+        let r0 = _mm_loadu_si128(rows[0].as_ptr().cast());
+        let r1 = _mm_loadu_si128(rows[1].as_ptr().cast());
+        let lo = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(r0, r1));
+        let hi = _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(r0, r1));
+        _mm256_storeu_si256(dst.as_mut_ptr().cast(), lo);
+        _mm256_storeu_si256(dst.as_mut_ptr().add(16).cast(), hi);
     }
 }
 
