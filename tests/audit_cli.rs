@@ -6,20 +6,18 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use matproof_circuits::{TileVerifyingKey, development_setup};
+use matproof_circuits::TileVerifyingKey;
 use matproof_protocol::identity::Identity;
-use matproof_protocol::ids::{JobId, MerkleRoot, Seed};
-use matproof_protocol::matrix::{MatrixI8, MatrixI32, random_i8};
+use matproof_protocol::ids::Seed;
+use matproof_protocol::matrix::{MatrixI8, MatrixI32};
 use matproof_protocol::npy::write_matrix_file;
 use matproof_protocol::receipt::{PURPOSE_JOB, RECEIPT_VERSION, Receipt, SignedChallenge, SignedVerdict, Verdict};
 use matproof_protocol::spec::{JobSpec, Policy, VerificationMode};
-use matproof_protocol::tiling::{CircuitShape, Tiling};
+use matproof_protocol::tiling::CircuitShape;
 use matproof_protocol::transcript::Challenge;
 use matproof_protocol::wire::encode_receipt;
-use matproof_prover::{CommittedJob, CpuBackend, execute};
+use matproof_testkit::identity;
 use matproof_verifier::check_summary;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 
 const SHAPE: CircuitShape = CircuitShape { tm: 4, tn: 4, kc: 24 };
 const M: usize = 17;
@@ -48,22 +46,14 @@ impl Fixture {
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
-    let (pk, vk) = development_setup(SHAPE, &mut StdRng::seed_from_u64(3)).unwrap();
+    let (pk, vk) = matproof_testkit::dev_keys(SHAPE);
     std::fs::create_dir_all(root.join("keys")).unwrap();
     vk.write(&root.join(format!("keys/tile-{}x{}-k{}.vk", SHAPE.tm, SHAPE.tn, SHAPE.kc))).unwrap();
     vk.write(&root.join("only.vk")).unwrap();
 
-    let tiling = Tiling::new(M, K, N, SHAPE).unwrap();
-    let a: MatrixI8 = random_i8(M, K, 1).unwrap();
-    let b: MatrixI8 = random_i8(K, N, 2).unwrap();
-    let vectors = Challenge { job_id: JobId([0; 32]), r_c: MerkleRoot([0; 32]), seed: Seed([1; 32]) }
-        .freivalds_vectors(2, N)
-        .unwrap();
-    let execution = execute(&CpuBackend::best(), &tiling, &a, &b, &vectors).unwrap();
-    let c: MatrixI32 = execution.c.clone();
-    let job = CommittedJob::new(tiling, a.clone(), b.clone(), execution).unwrap();
-    let (consumer, provider, verifier) =
-        (Identity::from_seed([1; 32]), Identity::from_seed([2; 32]), Identity::from_seed([3; 32]));
+    let job = matproof_testkit::honest_job(M, K, N, SHAPE);
+    let (a, b, c): (MatrixI8, MatrixI8, MatrixI32) = (job.a.clone(), job.b.clone(), job.execution.c.clone());
+    let (consumer, provider, verifier) = (identity(1), identity(2), identity(3));
     let spec = JobSpec {
         m: M as u64,
         k: K as u64,
@@ -89,7 +79,7 @@ fn fixture() -> Fixture {
     let job_id = spec.job_id();
     let r_c = job.execution.c_tree.root();
     let challenge = Challenge { job_id, r_c, seed: Seed([8; 32]) };
-    let openings = job.respond(&pk, &challenge, 3, 2).unwrap();
+    let openings = job.respond(pk, &challenge, 3, 2).unwrap();
     let (commit_signature, response_end) =
         matproof_testkit::provider_signatures(&spec, r_c, None, &openings, &provider);
     let receipt = Receipt {
@@ -112,7 +102,7 @@ fn fixture() -> Fixture {
     let mut wrong = c.clone();
     wrong.as_mut_slice()[3] += 1;
     write_matrix_file(&root.join("wrong_c.npy"), &wrong).unwrap();
-    let _: &TileVerifyingKey = &vk;
+    let _: &TileVerifyingKey = vk;
     Fixture { _dir: dir, root, verifier }
 }
 

@@ -8,7 +8,6 @@ use ark_bn254::Fr;
 use matproof_circuits::{
     TileProof, TileProvingKey, TilePublicInputs, TileVerifyingKey, TileWitness, development_setup, prove_tile,
 };
-use matproof_protocol::ids::{MerkleRoot, VkHash};
 use matproof_protocol::tiling::CircuitShape;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -74,30 +73,10 @@ pub fn patch(base: &[u8], data: &[u8]) -> Vec<u8> {
 
 /// A valid job spec (the shape of `protocol`'s own sample).
 pub fn sample_spec() -> matproof_protocol::spec::JobSpec {
-    use matproof_protocol::identity::PublicKey;
-    use matproof_protocol::spec::{JobSpec, Policy, VerificationMode};
-    JobSpec {
-        m: 40,
-        k: 13,
-        n: 40,
-        shape: SHAPE,
-        r_a: MerkleRoot([0xa1; 32]),
-        r_b: MerkleRoot([0xb2; 32]),
-        vk_hash: VkHash([0x5c; 32]),
-        policy: Policy {
-            mode: VerificationMode::Succinct,
-            samples: 4,
-            freivalds_rounds: 2,
-            quorum: 1,
-            target_fraud_ppm: 10_000,
-            deadline_unix_ms: 1_800_000_000_000,
-        },
-        price: 1_000,
-        slash_amount: 5_000,
-        consumer: PublicKey([0x11; 32]),
-        provider: PublicKey([0x22; 32]),
-        nonce: vec![0x42; 16],
-    }
+    use matproof_protocol::spec::{JobSpec, VerificationMode, example_spec};
+    let base = example_spec();
+    let policy = matproof_protocol::spec::Policy { mode: VerificationMode::Succinct, ..base.policy };
+    JobSpec { m: 40, k: 13, n: 40, shape: SHAPE, policy, ..base }
 }
 
 /// A valid inclusion proof (leaf 5 of 9).

@@ -343,33 +343,39 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// A valid spec (256³, tile 4×4, full mode) for examples, documentation and tests; its
+/// canonical bytes and `job_id` are pinned by known-answer tests.
+pub fn example_spec() -> JobSpec {
+    JobSpec {
+        m: 256,
+        k: 256,
+        n: 256,
+        shape: CircuitShape { tm: 4, tn: 4, kc: 256 },
+        r_a: MerkleRoot([0xa1; 32]),
+        r_b: MerkleRoot([0xb2; 32]),
+        vk_hash: VkHash([0x5c; 32]),
+        policy: Policy {
+            mode: VerificationMode::Full,
+            samples: 4,
+            freivalds_rounds: 2,
+            quorum: 1,
+            target_fraud_ppm: 10_000,
+            deadline_unix_ms: 1_800_000_000_000,
+        },
+        price: 1_000,
+        slash_amount: 5_000,
+        consumer: PublicKey([0x11; 32]),
+        provider: PublicKey([0x22; 32]),
+        nonce: vec![0x42; 16],
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn sample_spec() -> JobSpec {
-        JobSpec {
-            m: 256,
-            k: 256,
-            n: 256,
-            shape: CircuitShape { tm: 4, tn: 4, kc: 256 },
-            r_a: MerkleRoot([0xa1; 32]),
-            r_b: MerkleRoot([0xb2; 32]),
-            vk_hash: VkHash([0x5c; 32]),
-            policy: Policy {
-                mode: VerificationMode::Full,
-                samples: 4,
-                freivalds_rounds: 2,
-                quorum: 1,
-                target_fraud_ppm: 10_000,
-                deadline_unix_ms: 1_800_000_000_000,
-            },
-            price: 1_000,
-            slash_amount: 5_000,
-            consumer: PublicKey([0x11; 32]),
-            provider: PublicKey([0x22; 32]),
-            nonce: vec![0x42; 16],
-        }
+        super::example_spec()
     }
 
     #[test]
