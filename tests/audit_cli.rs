@@ -16,7 +16,7 @@ use matproof_protocol::spec::{JobSpec, Policy, VerificationMode};
 use matproof_protocol::tiling::CircuitShape;
 use matproof_protocol::transcript::Challenge;
 use matproof_protocol::wire::encode_receipt;
-use matproof_testkit::identity;
+use matproof_testkit::{identity, spec_of};
 use matproof_verifier::check_summary;
 
 const SHAPE: CircuitShape = CircuitShape { tm: 4, tn: 4, kc: 24 };
@@ -54,28 +54,9 @@ fn fixture() -> Fixture {
     let job = matproof_testkit::honest_job(M, K, N, SHAPE);
     let (a, b, c): (MatrixI8, MatrixI8, MatrixI32) = (job.a.clone(), job.b.clone(), job.execution.c.clone());
     let (consumer, provider, verifier) = (identity(1), identity(2), identity(3));
-    let spec = JobSpec {
-        m: M as u64,
-        k: K as u64,
-        n: N as u64,
-        shape: SHAPE,
-        r_a: job.a_tree.root(),
-        r_b: job.b_tree.root(),
-        vk_hash: vk.hash(),
-        policy: Policy {
-            mode: VerificationMode::Succinct,
-            samples: 3,
-            freivalds_rounds: 0,
-            quorum: 1,
-            target_fraud_ppm: 10_000,
-            deadline_unix_ms: u64::MAX,
-        },
-        price: 7,
-        slash_amount: 9,
-        consumer: consumer.public_key(),
-        provider: provider.public_key(),
-        nonce: vec![5],
-    };
+    let standard = spec_of(&job, VerificationMode::Succinct, 3);
+    let policy = Policy { target_fraud_ppm: 10_000, ..standard.policy };
+    let spec = JobSpec { policy, price: 7, slash_amount: 9, nonce: vec![5], ..standard };
     let job_id = spec.job_id();
     let r_c = job.execution.c_tree.root();
     let challenge = Challenge { job_id, r_c, seed: Seed([8; 32]) };

@@ -131,28 +131,9 @@ fn build(p: Params) -> Built {
         execution.c_tree = c_tree(&tiling, &execution.c).unwrap();
     }
     let job = CommittedJob::new(tiling, a.clone(), b.clone(), execution).unwrap();
-    let spec = JobSpec {
-        m: M as u64,
-        k: K as u64,
-        n: N as u64,
-        shape: SHAPE,
-        r_a: job.a_tree.root(),
-        r_b: job.b_tree.root(),
-        vk_hash: keys().1.hash(),
-        policy: Policy {
-            mode: p.mode,
-            samples: p.samples,
-            freivalds_rounds: if p.mode == VerificationMode::Full { 2 } else { 0 },
-            quorum: p.quorum,
-            target_fraud_ppm: 50_000,
-            deadline_unix_ms: u64::MAX,
-        },
-        price: 100,
-        slash_amount: 500,
-        consumer: consumer().public_key(),
-        provider: provider().public_key(),
-        nonce: vec![p.nonce],
-    };
+    let standard = matproof_testkit::spec_of(&job, p.mode, p.samples);
+    let policy = Policy { quorum: p.quorum, target_fraud_ppm: 50_000, ..standard.policy };
+    let spec = JobSpec { policy, price: 100, slash_amount: 500, nonce: vec![p.nonce], ..standard };
     let consumer_signature = consumer().sign(PURPOSE_JOB, &spec.canonical_bytes());
     let job_id = spec.job_id();
     let r_c = job.execution.c_tree.root();
