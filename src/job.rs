@@ -185,8 +185,7 @@ fn resolve(base: &Path, path: &Path) -> PathBuf {
 
 /// A 32-byte public key in hex; `what` names the field or flag in errors.
 pub fn parse_public_key(what: &str, text: &str) -> Result<PublicKey> {
-    let key = VkHash::from_hex(text).with_context(|| format!("{what} {text:?}"))?;
-    Ok(PublicKey(key.0))
+    PublicKey::from_hex(text).with_context(|| format!("{what} {text:?}"))
 }
 
 impl LoadedJob {

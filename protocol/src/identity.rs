@@ -32,6 +32,15 @@ impl PublicKey {
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
+
+    /// Parses 64 hex digits (not checked to be a point: verification does that).
+    pub fn from_hex(text: &str) -> Result<Self, crate::ids::IdError> {
+        let kind = "public key";
+        let bytes = hex::decode(text.trim()).map_err(|source| crate::ids::IdError::NotHex { kind, source })?;
+        let key: [u8; 32] =
+            bytes.as_slice().try_into().map_err(|_| crate::ids::IdError::Length { kind, len: bytes.len() })?;
+        Ok(Self(key))
+    }
 }
 
 /// An Ed25519 signature (64 bytes).

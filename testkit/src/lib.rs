@@ -11,7 +11,7 @@ use std::sync::{Mutex, OnceLock};
 use matproof_circuits::{PinnedVerifyingKey, TileProvingKey, TileVerifyingKey, development_setup};
 use matproof_protocol::identity::{Identity, Signature};
 use matproof_protocol::ids::{JobId, MerkleRoot, Seed};
-use matproof_protocol::matrix::random_i8;
+use matproof_protocol::matrix::{MatrixI8, random_i8};
 use matproof_protocol::opening::TileOpening;
 use matproof_protocol::receipt::{
     PURPOSE_COMMIT, PURPOSE_RESPOND, SignedResponseEnd, c_digest, job_commitment_bytes, respond_signing_bytes,
@@ -20,7 +20,7 @@ use matproof_protocol::receipt::{
 use matproof_protocol::spec::{JobSpec, Policy, VerificationMode};
 use matproof_protocol::tiling::{CircuitShape, Tiling};
 use matproof_protocol::transcript::Challenge;
-use matproof_prover::{CommittedJob, CpuBackend, execute};
+use matproof_prover::{CommittedJob, CpuBackend, Execution, execute};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -60,16 +60,23 @@ pub fn self_check_challenge(seed: u8) -> Challenge {
 
 /// An honest job: `A` (seed 1), `B` (seed 2) random, `C` computed and committed on the CPU.
 pub fn honest_job(m: usize, k: usize, n: usize, shape: CircuitShape) -> CommittedJob {
-    job_with_c(m, k, n, shape, |_| {})
+    let (tiling, a, b, execution) = executed(m, k, n, shape);
+    CommittedJob::new(tiling, a, b, execution).expect("committed job")
 }
 
-/// A job whose provider commits to the product changed by `tamper` (row-major `C`).
-pub fn job_with_c(m: usize, k: usize, n: usize, shape: CircuitShape, tamper: impl FnOnce(&mut [i32])) -> CommittedJob {
+/// `A` (seed 1), `B` (seed 2) and their product with its tree, on the CPU.
+fn executed(m: usize, k: usize, n: usize, shape: CircuitShape) -> (Tiling, MatrixI8, MatrixI8, Execution) {
     let tiling = Tiling::new(m, k, n, shape).expect("tiling");
     let a = random_i8(m, k, 1).expect("A");
     let b = random_i8(k, n, 2).expect("B");
     let vectors = self_check_challenge(9).freivalds_vectors(2, n).expect("vectors");
-    let mut execution = execute(&CpuBackend::best(), &tiling, &a, &b, &vectors).expect("execute");
+    let execution = execute(&CpuBackend::best(), &tiling, &a, &b, &vectors).expect("execute");
+    (tiling, a, b, execution)
+}
+
+/// A job whose provider commits to the product changed by `tamper` (row-major `C`).
+pub fn job_with_c(m: usize, k: usize, n: usize, shape: CircuitShape, tamper: impl FnOnce(&mut [i32])) -> CommittedJob {
+    let (tiling, a, b, mut execution) = executed(m, k, n, shape);
     tamper(execution.c.as_mut_slice());
     execution.c_tree = matproof_protocol::commit::c_tree(&tiling, &execution.c).expect("C tree");
     CommittedJob::new(tiling, a, b, execution).expect("committed job")

@@ -70,8 +70,9 @@ impl SessionError {
 }
 
 /// A 64-byte signature field.
-fn signature_field(field: &str, bytes: &[u8]) -> Result<crate::identity::Signature, SessionError> {
-    let array: [u8; 64] =
-        bytes.try_into().map_err(|_| SessionError::invalid(field, format!("{} bytes, expected 64", bytes.len())))?;
+fn signature_field(field: &str, bytes: &[u8]) -> Result<crate::identity::Signature, WireError> {
+    let array: [u8; 64] = bytes
+        .try_into()
+        .map_err(|_| WireError { field: field.into(), reason: format!("{} bytes, expected 64", bytes.len()) })?;
     Ok(crate::identity::Signature(array))
 }

@@ -1,7 +1,7 @@
 //! Step 1: the consumer opens a job with its signed spec (and, in full mode, `A` and `B`).
 
-use super::SessionError;
-use crate::identity::{Identity, Signature, verify};
+use super::{SessionError, signature_field};
+use crate::identity::{Identity, Signature, SignatureError, verify};
 use crate::ids::JobId;
 use crate::receipt::PURPOSE_JOB;
 use crate::spec::{JobSpec, VerificationMode};
@@ -13,9 +13,8 @@ pub fn sign_spec(spec: &JobSpec, consumer: &Identity) -> Signature {
 }
 
 /// Checks the consumer's signature over the canonical spec.
-pub fn verify_spec_signature(spec: &JobSpec, signature: &Signature) -> Result<(), SessionError> {
+pub fn verify_spec_signature(spec: &JobSpec, signature: &Signature) -> Result<(), SignatureError> {
     verify(&spec.consumer, PURPOSE_JOB, &spec.canonical_bytes(), signature)
-        .map_err(|source| SessionError::Signature { field: "consumer_signature", source })
 }
 
 /// Decodes a wire spec and its signature field (without checking the signature), naming the
@@ -24,11 +23,7 @@ pub fn read_signed_spec(spec: Option<&pb::JobSpec>, signature: &[u8]) -> Result<
     let wire = spec.ok_or_else(|| WireError { field: "spec".into(), reason: "missing".into() })?;
     let spec =
         JobSpec::try_from(wire).map_err(|e| WireError { field: format!("spec.{}", e.field), reason: e.reason })?;
-    let signature: [u8; 64] = signature.try_into().map_err(|_| WireError {
-        field: "consumer_signature".into(),
-        reason: format!("{} bytes, expected 64", signature.len()),
-    })?;
-    Ok((spec, Signature(signature)))
+    Ok((spec, signature_field("consumer_signature", signature)?))
 }
 
 /// An `OpenJob` request as the consumer sends it: the spec, signed, and in full mode the
@@ -82,6 +77,7 @@ impl OpenJob {
 /// Reads an `OpenJob` request: decodes the spec, then checks the consumer's signature.
 pub fn read_open_job(request: pb::OpenJobRequest) -> Result<OpenJob, SessionError> {
     let (spec, consumer_signature) = read_signed_spec(request.spec.as_ref(), &request.consumer_signature)?;
-    verify_spec_signature(&spec, &consumer_signature)?;
+    verify_spec_signature(&spec, &consumer_signature)
+        .map_err(|source| SessionError::Signature { field: "consumer_signature", source })?;
     Ok(OpenJob { spec, consumer_signature, a_npy: request.a_npy, b_npy: request.b_npy })
 }

@@ -21,7 +21,7 @@ use crate::limits::MAX_MERKLE_PATH_LEN;
 use crate::opening::TileOpening;
 use crate::receipt::{PURPOSE_RESPOND, ResponseHasher, SignedResponseEnd, respond_signing_bytes};
 use crate::spec::{JobSpec, VerificationMode};
-use crate::wire::{WireError, digest_from_wire, pb};
+use crate::wire::{digest_from_wire, pb};
 use pb::respond_chunk::Part;
 
 /// Largest `C` rows message of a full-mode response, in bytes of payload (each `sint32` is
@@ -200,10 +200,6 @@ pub fn chunk_job_id(chunk: &pb::RespondChunk) -> Result<JobId, SessionError> {
     Ok(digest_from_wire("job_id", &chunk.job_id)?)
 }
 
-fn invalid(field: &str, reason: impl Into<String>) -> SessionError {
-    SessionError::Invalid(WireError { field: field.into(), reason: reason.into() })
-}
-
 impl ResponseReader {
     /// Starts reading the response `expect` describes.
     pub fn new(expect: ResponseExpectation) -> Self {
@@ -221,10 +217,10 @@ impl ResponseReader {
             return Err(SessionError::OverBudget { budget_bytes: self.expect.budget_bytes });
         }
         if chunk.job_id != self.expect.job_id.as_bytes() {
-            return Err(invalid("job_id", "differs between chunks"));
+            return Err(SessionError::invalid("job_id", "differs between chunks"));
         }
         match chunk.part {
-            None => Err(invalid("part", "missing")),
+            None => Err(SessionError::invalid("part", "missing")),
             Some(Part::CRows(c)) => self.rows(c).map(|()| ReadProgress::More),
             Some(Part::Opening(o)) => self.opening(&o).map(|()| ReadProgress::More),
             Some(Part::End(e)) => {
@@ -237,20 +233,26 @@ impl ResponseReader {
     fn rows(&mut self, c: pb::CRows) -> Result<(), SessionError> {
         let (m, n) = (self.expect.c_rows, self.expect.row_len);
         if m == 0 {
-            return Err(invalid("c_rows", "succinct mode takes no C"));
+            return Err(SessionError::invalid("c_rows", "succinct mode takes no C"));
         }
         if !self.openings.is_empty() {
-            return Err(invalid("c_rows", "after an opening"));
+            return Err(SessionError::invalid("c_rows", "after an opening"));
         }
         if c.first_row != self.rows_received as u64 {
-            return Err(invalid("c_rows.first_row", format!("{}, expected {}", c.first_row, self.rows_received)));
+            return Err(SessionError::invalid(
+                "c_rows.first_row",
+                format!("{}, expected {}", c.first_row, self.rows_received),
+            ));
         }
         if c.values.is_empty() || !c.values.len().is_multiple_of(n) {
-            return Err(invalid("c_rows.values", format!("{} values: not whole rows of {n}", c.values.len())));
+            return Err(SessionError::invalid(
+                "c_rows.values",
+                format!("{} values: not whole rows of {n}", c.values.len()),
+            ));
         }
         let count = c.values.len() / n;
         if self.rows_received + count > m {
-            return Err(invalid("c_rows.values", format!("more than m = {m} rows")));
+            return Err(SessionError::invalid("c_rows.values", format!("more than m = {m} rows")));
         }
         self.hasher.rows(&c.values);
         if self.rows.is_empty() {
@@ -265,14 +267,17 @@ impl ResponseReader {
     fn opening(&mut self, o: &pb::TileOpening) -> Result<(), SessionError> {
         let (m, samples) = (self.expect.c_rows, self.expect.openings);
         if self.rows_received != m {
-            return Err(invalid("opening", format!("before all of C ({} of {m} rows)", self.rows_received)));
+            return Err(SessionError::invalid(
+                "opening",
+                format!("before all of C ({} of {m} rows)", self.rows_received),
+            ));
         }
         if self.openings.len() == samples {
-            return Err(invalid("opening", format!("more than {samples} openings")));
+            return Err(SessionError::invalid("opening", format!("more than {samples} openings")));
         }
         let position = self.openings.len();
-        let opening =
-            TileOpening::try_from(o).map_err(|e| invalid(&format!("opening[{position}].{}", e.field), e.reason))?;
+        let opening = TileOpening::try_from(o)
+            .map_err(|e| SessionError::invalid(format!("opening[{position}].{}", e.field), e.reason))?;
         self.hasher.opening(&opening);
         self.openings.push(opening);
         Ok(())
@@ -281,13 +286,13 @@ impl ResponseReader {
     /// The authenticated response: the end arrived, its signature by the job's provider
     /// verifies over the digest of every chunk, and every sampled tile was opened.
     pub fn finish(self) -> Result<AuthenticatedResponse, SessionError> {
-        let end = self.end.ok_or_else(|| invalid("end", "the stream ended without ResponseEnd"))?;
+        let end = self.end.ok_or_else(|| SessionError::invalid("end", "the stream ended without ResponseEnd"))?;
         let digests = self.hasher.finish();
         let signed = respond_signing_bytes(&self.expect.job_id, &self.expect.r_c, &digests.response_digest);
         verify(&self.expect.provider, PURPOSE_RESPOND, &signed, &end)
             .map_err(|source| SessionError::Signature { field: "end.provider_signature", source })?;
         if self.openings.len() != self.expect.openings {
-            return Err(invalid(
+            return Err(SessionError::invalid(
                 "opening",
                 format!("{} openings, expected {}", self.openings.len(), self.expect.openings),
             ));

@@ -446,34 +446,25 @@ mod tests {
     /// sizes (4, 64) and k-blocks (2048, 4096), a third with only extreme entries.
     fn tile_edge_matrices() -> impl Strategy<Value = (usize, usize, usize, Vec<i8>, Vec<i8>)> {
         let k = prop_oneof![1usize..=9, 60usize..=68, 124usize..=132, 2044usize..=2052, 4092usize..=4100];
-        (1usize..=70, k, 1usize..=140, any::<u64>()).prop_map(|(m, k, n, seed)| {
-            let mut rng = StdRng::seed_from_u64(seed);
-            let extreme = seed % 3 == 0;
-            let mut draw = |len| -> Vec<i8> {
-                (0..len)
-                    .map(|_| if extreme { if rng.r#gen::<bool>() { 127 } else { -128 } } else { rng.r#gen::<i8>() })
-                    .collect()
-            };
-            let a = draw(m * k);
-            let b = draw(k * n);
-            (m, k, n, a, b)
-        })
+        (1usize..=70, k, 1usize..=140, any::<u64>()).prop_map(|(m, k, n, seed)| random_pair(m, k, n, seed))
+    }
+
+    /// `A` (m×k) and `B` (k×n) from `seed`; a third of the seeds give only extreme entries.
+    fn random_pair(m: usize, k: usize, n: usize, seed: u64) -> (usize, usize, usize, Vec<i8>, Vec<i8>) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let extreme = seed.is_multiple_of(3);
+        let mut draw = |len| -> Vec<i8> {
+            (0..len)
+                .map(|_| if extreme { if rng.r#gen::<bool>() { 127 } else { -128 } } else { rng.r#gen::<i8>() })
+                .collect()
+        };
+        let a = draw(m * k);
+        let b = draw(k * n);
+        (m, k, n, a, b)
     }
 
     fn matrices() -> impl Strategy<Value = (usize, usize, usize, Vec<i8>, Vec<i8>)> {
-        (1usize..=300, 1usize..=300, 1usize..=300, any::<u64>()).prop_map(|(m, k, n, seed)| {
-            let mut rng = StdRng::seed_from_u64(seed);
-            // A third of the cases use only extreme entries.
-            let extreme = seed % 3 == 0;
-            let mut draw = |len| -> Vec<i8> {
-                (0..len)
-                    .map(|_| if extreme { if rng.r#gen::<bool>() { 127 } else { -128 } } else { rng.r#gen::<i8>() })
-                    .collect()
-            };
-            let a = draw(m * k);
-            let b = draw(k * n);
-            (m, k, n, a, b)
-        })
+        (1usize..=300, 1usize..=300, 1usize..=300, any::<u64>()).prop_map(|(m, k, n, seed)| random_pair(m, k, n, seed))
     }
 
     proptest! {

@@ -146,13 +146,6 @@ pub enum SidecarError {
     /// verifier node answers it).
     #[error("consumer_signature: {0}")]
     ConsumerSignature(#[source] SignatureError),
-    /// The submission breaks a session rule (INVALID_ARGUMENT).
-    #[error("submission: {source}")]
-    BadSubmission {
-        /// Which rule.
-        #[source]
-        source: SessionError,
-    },
     /// The data does not match the spec's commitment (INVALID_ARGUMENT): accepting could
     /// get honest proofs rejected and the provider's stake slashed.
     #[error("invalid field {field}: the data does not match spec.{commitment} (computed {computed}): refusing the job")]
@@ -292,10 +285,9 @@ impl SidecarError {
     pub fn code(&self) -> tonic::Code {
         use tonic::Code;
         match self {
-            SidecarError::Invalid(_)
-            | SidecarError::BadSubmission { .. }
-            | SidecarError::CommitmentMismatch { .. }
-            | SidecarError::Expired { .. } => Code::InvalidArgument,
+            SidecarError::Invalid(_) | SidecarError::CommitmentMismatch { .. } | SidecarError::Expired { .. } => {
+                Code::InvalidArgument
+            }
             SidecarError::ConsumerSignature(_) => Code::Unauthenticated,
             SidecarError::WrongProvider { .. }
             | SidecarError::UnknownKey { .. }
@@ -386,10 +378,7 @@ pub fn check_submission(
     if spec.provider != identity.public_key() {
         return Err(SidecarError::WrongProvider { named: spec.provider, ours: identity.public_key() });
     }
-    session::verify_spec_signature(spec, consumer_signature).map_err(|e| match e {
-        SessionError::Signature { source, .. } => SidecarError::ConsumerSignature(source),
-        other => SidecarError::BadSubmission { source: other },
-    })?;
+    session::verify_spec_signature(spec, consumer_signature).map_err(SidecarError::ConsumerSignature)?;
     let key = keys
         .get(spec.shape, &spec.vk_hash)
         .ok_or_else(|| SidecarError::UnknownKey { shape: spec.shape, vk_hash: spec.vk_hash })?;
