@@ -119,21 +119,22 @@ pub(crate) struct Response {
 
 /// Full mode: `R_C` of the streamed `C`, Freivalds (a fraud proof on failure); both modes:
 /// the sampled tiles with their proofs.
-pub(crate) fn judge(response: &Response, key: &PinnedVerifyingKey) -> Judgement {
-    let spec = &response.spec;
-    if spec.policy.mode == VerificationMode::Full {
-        match full_checks(response) {
+pub(crate) fn judge(mut response: Response, key: &PinnedVerifyingKey) -> Judgement {
+    if response.spec.policy.mode == VerificationMode::Full {
+        // The streamed C moves into the check: the node never holds two copies of it.
+        let rows = response.c_rows.take();
+        match full_checks(&response, rows) {
             Ok(()) => {}
             Err(j) => return *j,
         }
     }
-    match check_sampled_tiles(spec, &response.r_c, &response.challenge, &response.openings, key) {
+    match check_sampled_tiles(&response.spec, &response.r_c, &response.challenge, &response.openings, key) {
         Ok(_) => Judgement { verdict: Verdict::Approved, reason: APPROVED_REASON.into(), fraud_proof: None },
         Err(e) => *Judgement::reject(format!("sampled tiles: {e}")),
     }
 }
 
-fn full_checks(response: &Response) -> Result<(), Box<Judgement>> {
+fn full_checks(response: &Response, c_rows: Option<Vec<i32>>) -> Result<(), Box<Judgement>> {
     let spec = &response.spec;
     let tiling = spec.tiling().map_err(|e| Judgement::reject(format!("spec: {e}")))?;
     let Some((a_npy, b_npy)) = &response.inputs else {
@@ -141,11 +142,10 @@ fn full_checks(response: &Response) -> Result<(), Box<Judgement>> {
     };
     let a = parse_input(a_npy, spec.m, spec.k).map_err(|e| Judgement::reject(format!("stored A: {e}")))?;
     let b = parse_input(b_npy, spec.k, spec.n).map_err(|e| Judgement::reject(format!("stored B: {e}")))?;
-    let Some(rows) = &response.c_rows else {
+    let Some(rows) = c_rows else {
         return Err(Judgement::reject("full mode: no C streamed"));
     };
-    let c = MatrixI32::from_vec(tiling.m, tiling.n, rows.clone())
-        .map_err(|e| Judgement::reject(format!("streamed C: {e}")))?;
+    let c = MatrixI32::from_vec(tiling.m, tiling.n, rows).map_err(|e| Judgement::reject(format!("streamed C: {e}")))?;
     let tree = c_tree(&tiling, &c).map_err(|e| Judgement::reject(format!("streamed C: {e}")))?;
     if tree.root() != response.r_c {
         return Err(Judgement::reject("the streamed C does not match the committed R_C"));

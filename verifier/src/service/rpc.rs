@@ -223,7 +223,7 @@ impl Node {
             openings: response.openings,
             inputs,
         };
-        tokio::task::spawn_blocking(move || judge::judge(&judged, &key))
+        tokio::task::spawn_blocking(move || judge::judge(judged, &key))
             .await
             .map_err(|_| Status::internal("the check panicked"))
     }
@@ -355,16 +355,17 @@ impl pb::verifier_server::Verifier for VerifierService {
     async fn open_job(&self, request: Request<pb::OpenJobRequest>) -> Result<Response<pb::OpenJobResponse>, Status> {
         let node = &self.0;
         let _permit = node.permit().await?;
-        let open = session::read_open_job(request.into_inner()).map_err(session_status)?;
+        let open = Arc::new(session::read_open_job(request.into_inner()).map_err(session_status)?);
         node.accepts(&open.spec)?;
-        let inputs = open.inputs().map_err(session_status)?;
-        if let Some((a, b)) = inputs {
-            let (spec, a, b) = (open.spec.clone(), a.to_vec(), b.to_vec());
-            tokio::task::spawn_blocking(move || judge::check_inputs(&spec, &a, &b))
+        if open.inputs().map_err(session_status)?.is_some() {
+            // The check is CPU-bound: on a blocking thread, sharing the request's bytes.
+            let checked = Arc::clone(&open);
+            tokio::task::spawn_blocking(move || judge::check_inputs(&checked.spec, &checked.a_npy, &checked.b_npy))
                 .await
                 .map_err(|_| Status::internal("input check panicked"))?
                 .map_err(|e| Status::invalid_argument(e.to_string()))?;
         }
+        let inputs = open.inputs().map_err(session_status)?;
         node.admit(&open, inputs).await?;
         Ok(Response::new(pb::OpenJobResponse { job_id: open.job_id().to_vec() }))
     }
