@@ -112,6 +112,9 @@ fn read_receipt_bytes(path: &Path) -> Result<Vec<u8>> {
 /// other key there with the pinned hash), or the one file given. Unreadable files are
 /// reported on stderr and skipped: the audit says which key it missed.
 fn load_keys(source: KeySource<'_>, spec: &JobSpec) -> Result<(Vec<TileVerifyingKey>, String)> {
+    if !spec.needs_proofs() {
+        return Ok((Vec::new(), "none needed (samples = 0: no tile proofs)".into()));
+    }
     match source {
         KeySource::File(path) => {
             let vk = TileVerifyingKey::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -165,6 +168,14 @@ pub fn run(args: &AuditArgs) -> Result<ExitCode> {
                 println!("{}", report_json(&report));
             } else {
                 print!("{report}");
+            }
+            if report.approval_unverifiable {
+                // The audit could not re-check what the approval rests on (exit 2, as for a
+                // missing key): not a failure, not an ok.
+                eprintln!("audit: cannot re-check C without the data (samples = 0): pass --a, --b and --c");
+                return Ok(ExitCode::from(2));
+            }
+            if !args.json {
                 println!("audit: ok");
             }
             Ok(ExitCode::SUCCESS)
@@ -245,5 +256,6 @@ pub fn report_json(report: &AuditReport) -> Value {
         })),
         "rejection": rejection,
         "rejection_unverifiable": report.rejection_unverifiable,
+        "approval_unverifiable": report.approval_unverifiable,
     })
 }

@@ -35,6 +35,9 @@ pub enum BenchKind {
     Commit,
     /// Groth16 tile proofs for `--tile TMxTN --k K`: setup, prove, verify, batch verify.
     Prove,
+    /// One whole job over loopback gRPC (node, sidecar, consumer), one JSON line per phase:
+    /// `--n N --mode full --samples S` (`src/bench_job.rs`).
+    Job,
 }
 
 /// Which backend `bench` runs on (`--backend`).
@@ -210,6 +213,7 @@ fn bench_data(what: BenchKind, n: usize, runs: usize, choice: BackendChoice, til
             })
         }
         BenchKind::Prove => bail!("prove is benchmarked by bench_prove"),
+        BenchKind::Job => bail!("job is benchmarked by bench_job"),
     };
     Ok(record)
 }

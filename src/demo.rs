@@ -17,7 +17,8 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use matproof_circuits::{CacheOutcome, TileProvingKey, TileVerifyingKey};
 use matproof_protocol::identity::{Identity, PublicKey};
-use matproof_protocol::matrix::{MatrixI8, random_i8};
+use matproof_protocol::matrix::{MatrixI32, random_i8};
+use matproof_protocol::session::SharedInputs;
 use matproof_protocol::receipt::{Receipt, Verdict};
 use matproof_protocol::spec::{Policy, VerificationMode};
 use matproof_protocol::tiling::CircuitShape;
@@ -182,6 +183,8 @@ async fn start_parties(pk: TileProvingKey, vk: &TileVerifyingKey) -> Result<Part
 /// and after, and the phase times.
 struct Run {
     receipt_wire: matproof_protocol::wire::pb::Receipt,
+    /// `C`, checked against the approved `R_C` (`None` if rejected).
+    c: Option<MatrixI32>,
     path: PathBuf,
     balances: [Balances; 3],
     transfer: String,
@@ -191,12 +194,14 @@ struct Run {
 
 /// The consumer: data, commitments, signed spec, `OpenJob`, then `SubmitJob` to the sidecar
 /// and the receipt written to the cache.
-async fn consumer_run(parties: &Parties, vk: &TileVerifyingKey, a: &MatrixI8, b: &MatrixI8) -> Result<Run> {
+async fn consumer_run(parties: &Parties, vk: &TileVerifyingKey, inputs: &SharedInputs) -> Result<Run> {
+    let (a, b) = (inputs.0.as_ref(), inputs.1.as_ref());
     let (consumer_key, provider_key) = (parties.consumer.public_key(), parties.sidecar.public_key());
     let ledger = parties.node.ledger();
     let start = Instant::now();
     let policy = Policy {
         mode: VerificationMode::Full,
+        input_scheme: matproof_protocol::spec::InputScheme::Poseidon,
         samples: SAMPLES,
         freivalds_rounds: ROUNDS,
         quorum: 1,
@@ -213,34 +218,39 @@ async fn consumer_run(parties: &Parties, vk: &TileVerifyingKey, a: &MatrixI8, b:
     };
     let (spec, signature) = consumer_spec(&parties.consumer, &terms, a, b)?;
     let before = balances(ledger, &consumer_key, &provider_key).await?;
-    let job_id = open_job(&parties.node.url(), &spec, &signature, a, b).await?;
+    let job_id = open_job(&parties.node.url(), &spec, &signature, inputs).await?;
     let escrowed = balances(ledger, &consumer_key, &provider_key).await?;
     let open_s = start.elapsed().as_secs_f64();
     println!("job: {job_id} opened (consumer committed R_A, R_B; price {PRICE} in escrow)");
 
     let start = Instant::now();
-    let submitted = submit_job(&parties.sidecar.url(), &spec, &signature, a, b).await;
+    let submitted = submit_job(&parties.sidecar.url(), &spec, &signature, inputs).await;
     parties.bar.finish_and_clear();
-    let receipt_wire = submitted?.receipt;
+    // The client accepted C only after its R_C matched the approved receipt's.
+    let submitted = submitted?;
+    let (receipt_wire, c) = (submitted.receipt, submitted.c);
     let submit_s = start.elapsed().as_secs_f64();
     let path = receipt_dir().join(format!("{job_id}.receipt"));
     write_receipt(&path, &receipt_wire)?;
     let after = balances(ledger, &consumer_key, &provider_key).await?;
     ledger.conservation_check().await.context("ledger conservation")?;
     let transfer = ledger.transfer(&job_id).await?.state.as_str().to_string();
-    Ok(Run { receipt_wire, path, balances: [before, escrowed, after], transfer, open_s, submit_s })
+    Ok(Run { receipt_wire, c, path, balances: [before, escrowed, after], transfer, open_s, submit_s })
 }
 
 async fn session(pk: TileProvingKey, vk: TileVerifyingKey, keys_s: f64, total: Instant) -> Result<ExitCode> {
     let (_, vk_path) = key_paths(&default_key_dir(), SHAPE);
     let parties = start_parties(pk, &vk).await?;
-    let (a, b) = (random_i8(M, K, 1)?, random_i8(K, N, 2)?);
-    let run = consumer_run(&parties, &vk, &a, &b).await?;
+    let inputs = (Arc::new(random_i8(M, K, 1)?), Arc::new(random_i8(K, N, 2)?));
+    let mut run = consumer_run(&parties, &vk, &inputs).await?;
+    let result_checked = run.c.is_some();
 
-    // The audit, offline, from the file.
+    // The audit, offline, from the file, with A, B and the received C.
     let start = Instant::now();
     let verifier_key = parties.node.verifier_key();
-    let report = audit_file(&run.path, KeySource::File(&vk_path), &[verifier_key], Some(&AuditData { a, b, c: None }));
+    let (a, b) = (Arc::unwrap_or_clone(inputs.0), Arc::unwrap_or_clone(inputs.1));
+    let data = AuditData { a, b, c: run.c.take() };
+    let report = audit_file(&run.path, KeySource::File(&vk_path), &[verifier_key], Some(&data));
     let audit_s = start.elapsed().as_secs_f64();
     let receipt = Receipt::try_from(&run.receipt_wire).context("the receipt is malformed")?;
     let Parties { dir, node, sidecar, log, startup_s, .. } = parties;
@@ -265,10 +275,13 @@ async fn session(pk: TileProvingKey, vk: TileVerifyingKey, keys_s: f64, total: I
     );
     // On lines of their own, for people and CI.
     println!("verdict: {}", verdict.verdict.as_str());
+    if result_checked {
+        println!("result: checked");
+    }
     let code = match report {
         Ok(report) => {
             let names: Vec<&str> = report.checks.iter().filter(|c| c.passed()).map(|c| c.name).collect();
-            println!("audit (offline, from the file, with A and B, verifier key pinned): {}", names.join(", "));
+            println!("audit (offline, from the file, with A, B and C, verifier key pinned): {}", names.join(", "));
             println!("audit: ok");
             if verdict.verdict == Verdict::Approved { ExitCode::SUCCESS } else { ExitCode::from(1) }
         }

@@ -8,6 +8,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
@@ -16,8 +17,8 @@ use matproof_client::{JobTerms, job_status};
 pub use matproof_client::{consumer_spec, open_job, submit_job};
 use matproof_protocol::identity::{Identity, PublicKey, Signature};
 use matproof_protocol::ids::{JobId, VkHash};
-use matproof_protocol::matrix::MatrixI8;
-use matproof_protocol::spec::{JobSpec, Policy, VerificationMode};
+use matproof_protocol::matrix::{MatrixI8, MatrixI32};
+use matproof_protocol::spec::{InputScheme, JobSpec, Policy, VerificationMode};
 use matproof_protocol::tiling::CircuitShape;
 use matproof_protocol::wire::pb;
 use matproof_verifier::service::accounts::{consumer_account, provider_account, stake_account};
@@ -129,8 +130,10 @@ pub struct JobFile {
     /// `full` or `succinct`.
     #[serde(default = "default_mode")]
     pub mode: String,
-    /// Sampled tiles.
+    /// Sampled tiles (0: full mode without tile proofs, which needs no keys).
     pub samples: u32,
+    /// `poseidon` or `sha256` (default: `sha256` when `samples = 0`, else `poseidon`).
+    pub input_scheme: Option<String>,
     /// Freivalds rounds (full mode).
     #[serde(default = "default_rounds")]
     pub freivalds_rounds: u32,
@@ -250,8 +253,14 @@ impl LoadedJob {
         };
         let deadline = SystemTime::now() + Duration::from_secs(self.file.deadline_secs);
         let deadline_unix_ms = deadline.duration_since(UNIX_EPOCH)?.as_millis() as u64;
+        let input_scheme = match (&self.file.input_scheme, self.file.samples) {
+            (Some(name), _) => name.parse::<InputScheme>()?,
+            (None, 0) => InputScheme::Sha256,
+            (None, _) => InputScheme::Poseidon,
+        };
         let policy = Policy {
             mode,
+            input_scheme,
             samples: self.file.samples,
             freivalds_rounds: if mode == VerificationMode::Full { self.file.freivalds_rounds } else { 0 },
             quorum: self.file.quorum,
@@ -279,33 +288,100 @@ pub fn write_receipt(path: &Path, receipt: &pb::Receipt) -> Result<()> {
     std::fs::write(path, receipt.encode_to_vec()).with_context(|| format!("writing receipt {}", path.display()))
 }
 
+/// The verifying-key hash a job file's spec pins: its key's, or none (all zero) for a job
+/// without tile proofs.
+pub fn pinned_vk_hash(job: &LoadedJob) -> Result<VkHash> {
+    match job.file.samples {
+        0 => Ok(VkHash([0; 32])),
+        _ => Ok(job.verifying_key()?.hash()),
+    }
+}
+
+/// Where `job open --sidecar` puts what it receives.
+#[derive(Debug, Clone, Default)]
+pub struct ResultOptions {
+    /// The receipt (default `<job id>.receipt`).
+    pub receipt: Option<PathBuf>,
+    /// `C`, written only after it checked against the approved receipt.
+    pub out: Option<PathBuf>,
+    /// Also run Freivalds on the received `C` (the consumer has `A`, `B`).
+    pub freivalds: bool,
+}
+
 /// `matproof job open`: commits to the job file's inputs, signs the spec as the consumer and
-/// opens the job on the verifier; with `sidecar`, also submits it to the provider's sidecar
-/// and writes the receipt.
-pub fn open(
-    verifier_url: &str,
-    job_path: &Path,
-    sidecar: Option<&str>,
-    receipt_out: Option<&Path>,
-) -> Result<ExitCode> {
+/// opens the job on the verifier; with `sidecar`, also submits it to the provider's sidecar,
+/// writes the receipt and, with `--out`, the checked result.
+pub fn open(verifier_url: &str, job_path: &Path, sidecar: Option<&str>, options: &ResultOptions) -> Result<ExitCode> {
     let job = LoadedJob::read(job_path)?;
-    let vk = job.verifying_key()?;
-    let (spec, signature) = job.signed_spec(vk.hash())?;
+    let (spec, signature) = job.signed_spec(pinned_vk_hash(&job)?)?;
+    let inputs = (Arc::new(job.a), Arc::new(job.b));
     let rt = runtime()?;
     rt.block_on(async {
-        let job_id = open_job(verifier_url, &spec, &signature, &job.a, &job.b).await?;
+        let job_id = open_job(verifier_url, &spec, &signature, &inputs).await?;
         println!("job_id: {job_id}");
         println!("consumer account: {}", consumer_account(&spec.consumer));
-        if let Some(sidecar_url) = sidecar {
-            let receipt = submit_job(sidecar_url, &spec, &signature, &job.a, &job.b).await?.receipt;
-            let verdict = receipt_verdict(&receipt)?;
-            let path = receipt_out.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(format!("{job_id}.receipt")));
-            write_receipt(&path, &receipt)?;
-            println!("receipt: {}", path.display());
-            println!("verdict: {verdict}");
-        }
-        Ok(ExitCode::SUCCESS)
+        let Some(sidecar_url) = sidecar else { return Ok(ExitCode::SUCCESS) };
+        let submitted = match submit_job(sidecar_url, &spec, &signature, &inputs).await {
+            Ok(submitted) => submitted,
+            // A result that does not check (another R_C, a cut stream): exit 1, no output.
+            Err(
+                error @ (matproof_client::ClientError::Result { .. } | matproof_client::ClientError::ResultCut { .. }),
+            ) => {
+                eprintln!("error: {error}");
+                return Ok(ExitCode::from(1));
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let verdict = receipt_verdict(&submitted.receipt)?;
+        let path = options.receipt.clone().unwrap_or_else(|| PathBuf::from(format!("{job_id}.receipt")));
+        write_receipt(&path, &submitted.receipt)?;
+        println!("receipt: {}", path.display());
+        println!("verdict: {verdict}");
+        deliver_result(&spec, &inputs, submitted.c.as_ref(), options)?;
+        Ok(if submitted.approved { ExitCode::SUCCESS } else { ExitCode::from(1) })
     })
+}
+
+/// The checked `C` of an approved job: optionally re-checked with Freivalds, then written
+/// atomically (`result: checked` once it matched the approved `R_C`).
+pub fn deliver_result(
+    spec: &JobSpec,
+    (a, b): &(Arc<MatrixI8>, Arc<MatrixI8>),
+    c: Option<&MatrixI32>,
+    options: &ResultOptions,
+) -> Result<()> {
+    let Some(c) = c else { return Ok(()) };
+    println!("result: checked (the received C matches the approved R_C)");
+    if options.freivalds {
+        matproof_client::check_freivalds(spec, a, b, c, 2)?;
+        println!("result: Freivalds passed (2 rounds, the consumer's own vectors)");
+    }
+    if let Some(out) = &options.out {
+        write_npy_atomic(out, c)?;
+        println!("result: {}", out.display());
+    }
+    Ok(())
+}
+
+/// Writes `c` as `.npy` to a temporary file beside `path`, then renames it into place: a
+/// reader never sees a partial result.
+pub fn write_npy_atomic(path: &Path, c: &MatrixI32) -> Result<()> {
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let name = path.file_name().context("--out names no file")?.to_string_lossy();
+    let temporary = parent.join(format!(".{name}.{}.partial", std::process::id()));
+    let write = || -> Result<()> {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&temporary)?);
+        matproof_protocol::npy::write_matrix(&mut file, c)?;
+        let file = file.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok(())
+    };
+    if let Err(e) = write() {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(e.context(format!("writing {}", temporary.display())));
+    }
+    std::fs::rename(&temporary, path).with_context(|| format!("renaming the result into {}", path.display()))
 }
 
 /// The verdict of a receipt, validated.
@@ -346,7 +422,7 @@ pub fn accounts(job_path: &Path) -> Result<ExitCode> {
 #[derive(clap::Subcommand, Debug)]
 pub enum JobCommand {
     /// Open a job on a verifier as its consumer (prints the job id); with --sidecar, also
-    /// submit it to the provider's sidecar and write the receipt.
+    /// submit it to the provider's sidecar, write the receipt and (--out) the checked result.
     Open {
         /// The verifier node, e.g. `http://127.0.0.1:7001`.
         #[arg(long)]
@@ -360,6 +436,14 @@ pub enum JobCommand {
         /// Where to write the receipt (with --sidecar; default `<job id>.receipt`).
         #[arg(long)]
         receipt: Option<PathBuf>,
+        /// Where to write the result `C` (with --sidecar), as `.npy`: written only after it
+        /// checked against the approved receipt's `R_C`.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// `root` (the default: `C` must hash to the approved `R_C`) or `freivalds` (also run
+        /// Freivalds on `C` against the job's `A`, `B`).
+        #[arg(long, default_value = "root", value_parser = ["root", "freivalds"])]
+        check: String,
     },
     /// Where a job stands on a verifier node.
     Status {
@@ -381,8 +465,9 @@ pub enum JobCommand {
 /// Runs a `matproof job` command.
 pub fn dispatch(command: JobCommand) -> Result<ExitCode> {
     match command {
-        JobCommand::Open { verifier, job, sidecar, receipt } => {
-            open(&verifier, &job, sidecar.as_deref(), receipt.as_deref())
+        JobCommand::Open { verifier, job, sidecar, receipt, out, check } => {
+            let options = ResultOptions { receipt, out, freivalds: check == "freivalds" };
+            open(&verifier, &job, sidecar.as_deref(), &options)
         }
         JobCommand::Status { verifier, job_id } => status(&verifier, &job_id),
         JobCommand::Accounts { job } => accounts(&job),

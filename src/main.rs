@@ -4,6 +4,7 @@
 
 mod audit;
 mod bench;
+mod bench_job;
 mod commands;
 mod demo;
 mod gpu;
@@ -16,6 +17,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use matproof_protocol::spec::VerificationMode;
 
 /// Checkable GPU matrix work.
 #[derive(Parser, Debug)]
@@ -152,6 +154,15 @@ enum Command {
         /// Backend for bench gemm: cpu, cuda, or auto (the best available).
         #[arg(long, value_enum, default_value_t = bench::BackendChoice::Cpu)]
         backend: bench::BackendChoice,
+        /// Verification mode (bench job): full or succinct.
+        #[arg(long, default_value = "full", value_parser = ["full", "succinct"])]
+        mode: String,
+        /// Sampled tiles (bench job; 0: no tile proofs, sha256 input commitments).
+        #[arg(long, default_value_t = 0)]
+        samples: u32,
+        /// Key directory (bench job with --samples > 0), from `matproof setup --tile .. --k N`.
+        #[arg(long)]
+        keys: Option<std::path::PathBuf>,
     },
 }
 
@@ -183,7 +194,13 @@ fn main() -> ExitCode {
         Command::Prover { command } => prover_cmd::dispatch(command),
         Command::Job { command } => job::dispatch(command),
         Command::Audit(args) => audit::run(&args),
-        Command::Bench { what, n, runs, json, tile, k, backend } => {
+        Command::Bench { what: bench::BenchKind::Job, n, runs, tile, mode, samples, keys, .. } => {
+            let mode = if mode == "succinct" { VerificationMode::Succinct } else { VerificationMode::Full };
+            // The GEMM alone is the reference: a few runs (at n = 8192 each is a second).
+            let gemm_runs = (runs as usize).min(3);
+            bench_job::run(&bench_job::JobBench { n, mode, samples, tile, keys, gemm_runs })
+        }
+        Command::Bench { what, n, runs, json, tile, k, backend, .. } => {
             bench::run(what, n, runs as usize, json, &tile, k, backend)
         }
         Command::Gpu { command } => gpu::run(command),

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use matproof_prover::sidecar::{
@@ -13,7 +14,8 @@ use matproof_verifier::service::accounts::{consumer_account, provider_account};
 use matproof_protocol::identity::PublicKey;
 
 use crate::job::{
-    LoadedJob, load_or_create_identity, load_proving_keys, open_job, parse_public_key, runtime, write_receipt,
+    LoadedJob, load_or_create_identity, load_proving_keys, open_job, parse_public_key, pinned_vk_hash, runtime,
+    write_npy_atomic, write_receipt,
 };
 use crate::verifier_cmd::shutdown_signal;
 
@@ -34,7 +36,7 @@ pub fn serve(
     verifier_url: &str,
     verifier_key: Option<PublicKey>,
     listen: SocketAddr,
-    keys: &Path,
+    keys: Option<&Path>,
     identity_file: &Path,
     max_jobs_in_flight: usize,
 ) -> Result<ExitCode> {
@@ -42,7 +44,8 @@ pub fn serve(
     if created {
         eprintln!("created a new provider identity in {}", identity_file.display());
     }
-    let proving_keys = load_proving_keys(keys)?;
+    // Without keys the sidecar runs jobs without tile proofs (samples = 0) only.
+    let proving_keys = keys.map(load_proving_keys).transpose()?.unwrap_or_default();
     let shapes = ProvingKeys::new(proving_keys.clone()).shapes();
     let rt = runtime()?;
     rt.block_on(async {
@@ -76,22 +79,16 @@ pub fn run(
     verifier_url: &str,
     verifier_key: Option<PublicKey>,
     job_path: &Path,
-    receipt_out: Option<PathBuf>,
+    (receipt_out, out): (Option<PathBuf>, Option<PathBuf>),
 ) -> Result<ExitCode> {
     let job = LoadedJob::read(job_path)?;
     let provider = job.provider.as_ref().context("prover run needs provider_identity in the job file")?;
-    let vk = job.verifying_key()?;
-    let pk = job.proving_key()?;
-    anyhow::ensure!(
-        pk.verifying_key() == vk,
-        "the proving and verifying key files in {} differ",
-        job.key_dir.display()
-    );
-    let (spec, signature) = job.signed_spec(vk.hash())?;
-    let keys = ProvingKeys::new(vec![pk]);
+    let keys = ProvingKeys::new(job_proving_keys(&job)?);
+    let (spec, signature) = job.signed_spec(pinned_vk_hash(&job)?)?;
+    let inputs = (Arc::new(job.a.clone()), Arc::new(job.b.clone()));
     let rt = runtime()?;
     rt.block_on(async {
-        let job_id = open_job(verifier_url, &spec, &signature, &job.a, &job.b).await?;
+        let job_id = open_job(verifier_url, &spec, &signature, &inputs).await?;
         println!("job_id: {job_id}");
         println!("consumer account: {}", consumer_account(&spec.consumer));
         println!("provider account: {}", provider_account(&spec.provider));
@@ -116,11 +113,48 @@ pub fn run(
         if !outcome.verdict.reason.is_empty() {
             println!("reason: {}", outcome.verdict.reason);
         }
+        write_result(&outcome, out.as_deref())?;
         Ok(match outcome.verdict.verdict {
             matproof_protocol::receipt::Verdict::Approved => ExitCode::SUCCESS,
             matproof_protocol::receipt::Verdict::Rejected => ExitCode::from(1),
         })
     })
+}
+
+/// The proving key a job file's job needs (none for a job without tile proofs), checked
+/// against its verifying key.
+fn job_proving_keys(job: &LoadedJob) -> Result<Vec<matproof_circuits::TileProvingKey>> {
+    if job.file.samples == 0 {
+        return Ok(Vec::new());
+    }
+    let (vk, pk) = (job.verifying_key()?, job.proving_key()?);
+    anyhow::ensure!(
+        pk.verifying_key() == vk,
+        "the proving and verifying key files in {} differ",
+        job.key_dir.display()
+    );
+    Ok(vec![pk])
+}
+
+/// `--out`: the provider's `C` of an approved job, written (atomically) only if it is the `C`
+/// the receipt approved.
+fn write_result(outcome: &matproof_prover::sidecar::JobOutcome, out: Option<&Path>) -> Result<()> {
+    let Some(out) = out else { return Ok(()) };
+    if outcome.verdict.verdict != matproof_protocol::receipt::Verdict::Approved {
+        println!("result: not written (the job was rejected)");
+        return Ok(());
+    }
+    let execution = &outcome.committed.execution;
+    anyhow::ensure!(
+        execution.c_tree.root() == outcome.receipt.r_c,
+        "job {}: C has R_C {}, the approved receipt's is {}: not written",
+        outcome.job_id,
+        execution.c_tree.root(),
+        outcome.receipt.r_c
+    );
+    write_npy_atomic(out, &execution.c)?;
+    println!("result: checked, written to {}", out.display());
+    Ok(())
 }
 
 /// `matproof prover …`.
@@ -138,9 +172,10 @@ pub enum ProverCommand {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:7002")]
         listen: SocketAddr,
-        /// Directory of proving keys (`*.pk`, from `matproof setup`).
+        /// Directory of proving keys (`*.pk`, from `matproof setup`). Without it, only jobs
+        /// with `samples = 0` are run.
         #[arg(long)]
-        keys: PathBuf,
+        keys: Option<PathBuf>,
         /// The provider's identity: a 32-byte Ed25519 seed, created (mode 0600) if missing.
         #[arg(long)]
         identity: PathBuf,
@@ -163,6 +198,9 @@ pub enum ProverCommand {
         /// Where to write the receipt (default: next to the job file).
         #[arg(long)]
         receipt: Option<PathBuf>,
+        /// Where to write `C` (`.npy`) once the job is approved.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -171,11 +209,11 @@ pub fn dispatch(command: ProverCommand) -> Result<ExitCode> {
     match command {
         ProverCommand::Serve { verifier, verifier_key, listen, keys, identity, max_jobs } => {
             let verifier_key = verifier_key.map(|k| parse_public_key("--verifier-key", &k)).transpose()?;
-            serve(&verifier, verifier_key, listen, &keys, &identity, max_jobs as usize)
+            serve(&verifier, verifier_key, listen, keys.as_deref(), &identity, max_jobs as usize)
         }
-        ProverCommand::Run { verifier, verifier_key, job, receipt } => {
+        ProverCommand::Run { verifier, verifier_key, job, receipt, out } => {
             let verifier_key = verifier_key.map(|k| parse_public_key("--verifier-key", &k)).transpose()?;
-            run(&verifier, verifier_key, &job, receipt)
+            run(&verifier, verifier_key, &job, (receipt, out))
         }
     }
 }

@@ -11,12 +11,18 @@ use matproof_verifier::service::{NodeConfig, NodeLimits, start};
 use crate::job::{load_or_create_identity, load_verifying_keys, runtime};
 
 /// `matproof verifier serve`: serves until Ctrl-C (or SIGTERM), then shuts down cleanly.
-pub fn serve(database_url: &str, listen: SocketAddr, keys: &Path, identity_file: &Path) -> Result<ExitCode> {
+pub fn serve(
+    database_url: &str,
+    listen: SocketAddr,
+    (keys, identity_file): (Option<&Path>, &Path),
+    limits: NodeLimits,
+) -> Result<ExitCode> {
     let (identity, created) = load_or_create_identity(identity_file)?;
     if created {
         eprintln!("created a new verifier identity in {}", identity_file.display());
     }
-    let verifying_keys = load_verifying_keys(keys)?;
+    // Without keys the node serves jobs without tile proofs (samples = 0) only.
+    let verifying_keys = keys.map(load_verifying_keys).transpose()?.unwrap_or_default();
     let rt = runtime()?;
     rt.block_on(async {
         let shapes: Vec<String> = verifying_keys
@@ -28,7 +34,7 @@ pub fn serve(database_url: &str, listen: SocketAddr, keys: &Path, identity_file:
             database_url: database_url.to_string(),
             identity,
             verifying_keys,
-            limits: NodeLimits::default(),
+            limits,
         })
         .await
         .context("starting the verifier node")?;
@@ -85,12 +91,20 @@ pub enum VerifierCommand {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:7001")]
         listen: SocketAddr,
-        /// Directory of verifying keys (`*.vk`, from `matproof setup`); jobs must pin one.
+        /// Directory of verifying keys (`*.vk`, from `matproof setup`); jobs with tile proofs
+        /// must pin one. Without it, only jobs with `samples = 0` are accepted.
         #[arg(long)]
-        keys: PathBuf,
+        keys: Option<PathBuf>,
         /// The node's identity: a 32-byte Ed25519 seed, created (mode 0600) if missing.
         #[arg(long)]
         identity: PathBuf,
+        /// Disk budget for full-mode inputs (`|A| + |B|` of every job not yet pruned, over the
+        /// whole database): an `OpenJob` beyond it is refused before its upload.
+        #[arg(long, default_value_t = 16 << 30)]
+        max_stored_bytes: u64,
+        /// Seconds a job's inputs are kept after it is released (settled or expired).
+        #[arg(long, default_value_t = 24 * 3600)]
+        retention_secs: u64,
     },
     /// Deposit into a ledger account. This MINTS money (the only way money enters the
     /// ledger): an operator command for test networks and demos, not a payment.
@@ -111,7 +125,11 @@ pub enum VerifierCommand {
 /// Runs a `matproof verifier` command.
 pub fn dispatch(command: VerifierCommand) -> Result<ExitCode> {
     match command {
-        VerifierCommand::Serve { db, listen, keys, identity } => serve(&db, listen, &keys, &identity),
+        VerifierCommand::Serve { db, listen, keys, identity, max_stored_bytes, retention_secs } => {
+            let input_retention = std::time::Duration::from_secs(retention_secs);
+            let limits = NodeLimits { max_stored_bytes, input_retention, ..NodeLimits::default() };
+            serve(&db, listen, (keys.as_deref(), &identity), limits)
+        }
         VerifierCommand::Fund { db, account, amount } => fund(&db, &account, amount),
     }
 }

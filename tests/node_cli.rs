@@ -161,8 +161,22 @@ fn verifier_serve_fund_prover_run_and_sidecar() {
     ok(&["verifier", "fund", "--db", &db, "--account", &stake, "--amount", "500"]);
 
     let receipt = root.join("job.receipt");
-    let run = ok(&["prover", "run", "--verifier", &url, "--job", &s(&job), "--receipt", &s(&receipt)]);
+    let provider_c = root.join("provider-c.npy");
+    let run = ok(&[
+        "prover",
+        "run",
+        "--verifier",
+        &url,
+        "--job",
+        &s(&job),
+        "--receipt",
+        &s(&receipt),
+        "--out",
+        &s(&provider_c),
+    ]);
     assert!(run.lines().any(|l| l == "verdict: approved"), "{run}");
+    assert!(run.contains("result: checked, written to"), "{run}");
+    assert!(provider_c.exists());
     let job_id = field(&run, "job_id:");
     assert_eq!(job_id.len(), 64);
 
@@ -216,8 +230,21 @@ fn verifier_serve_fund_prover_run_and_sidecar() {
         &sidecar_url,
         "--receipt",
         &s(&receipt2),
+        "--out",
+        &s(&root.join("c.npy")),
+        "--check",
+        "freivalds",
     ]);
     assert!(opened.lines().any(|l| l == "verdict: approved"), "{opened}");
+    assert!(opened.contains("result: checked"), "{opened}");
+    assert!(opened.contains("result: Freivalds passed"), "{opened}");
+    // The consumer's C is A·B, exactly.
+    let read_i8 = |name: &str| {
+        matproof_protocol::npy::read_matrix::<i8, _>(&mut std::fs::File::open(root.join(name)).unwrap()).unwrap()
+    };
+    let c = matproof_protocol::npy::read_matrix::<i32, _>(&mut std::fs::File::open(root.join("c.npy")).unwrap()).unwrap();
+    let expected = matproof_protocol::matrix::naive_product(&read_i8("a.npy"), &read_i8("b.npy")).unwrap();
+    assert_eq!(c.as_slice(), expected.as_slice());
     let job2 = field(&opened, "job_id:");
     assert_ne!(job2, job_id, "a fresh nonce makes a new job");
     assert!(receipt2.exists());

@@ -1,6 +1,8 @@
 //! The client's error type.
 
+use matproof_protocol::freivalds::FreivaldsError;
 use matproof_protocol::ids::JobId;
+use matproof_protocol::session::SessionError;
 use matproof_protocol::spec::SpecError;
 use matproof_protocol::tiling::TilingError;
 use matproof_protocol::wire::WireError;
@@ -70,6 +72,46 @@ pub enum ClientError {
         expected: JobId,
         /// The job answered about.
         got: JobId,
+    },
+    /// The result of a job was refused: a cut stream, rows out of order, a receipt for
+    /// another job, or a `C` whose `R_C` is not the approved receipt's (naming both roots).
+    #[error("the result of job {job_id} is refused: {source}")]
+    Result {
+        /// The job.
+        job_id: JobId,
+        /// Why.
+        #[source]
+        source: SessionError,
+    },
+    /// The result stream broke after the receipt: `C` did not arrive whole.
+    #[error("the result of job {job_id} was cut: {}: {}", code_name(status.code()), status.message())]
+    ResultCut {
+        /// The job.
+        job_id: JobId,
+        /// The transport's status.
+        status: tonic::Status,
+    },
+    /// The consumer's own Freivalds check of the received `C` failed.
+    #[error("job {job_id}: the received C fails the consumer's Freivalds check: {source}")]
+    Freivalds {
+        /// The job.
+        job_id: JobId,
+        /// Why.
+        #[source]
+        source: FreivaldsError,
+    },
+    /// The Freivalds vectors could not be drawn (rounds or length beyond the limits).
+    #[error("Freivalds vectors: {source}")]
+    FreivaldsVectors {
+        /// Why.
+        #[source]
+        source: matproof_protocol::transcript::TranscriptError,
+    },
+    /// A worker thread failed.
+    #[error("a worker thread failed: {reason}")]
+    Worker {
+        /// Why.
+        reason: String,
     },
     /// An answer is missing a part.
     #[error("the {what} is missing")]

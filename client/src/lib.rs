@@ -1,6 +1,7 @@
 //! The consumer's side of a matproof job (DESIGN §3–4): commit to `A` and `B`, build and
 //! sign the job spec, open the job on a verifier node, submit it to the provider's sidecar,
-//! and read back its status and receipt.
+//! receive `C` checked against the approved receipt's `R_C` (and, optionally, check it with
+//! Freivalds), and read back a job's status and receipt.
 //!
 //! The session's messages are built by `matproof_protocol::session`; this crate adds the
 //! consumer's choices (the terms of a job, a fresh nonce) and the gRPC calls, with errors
@@ -11,10 +12,16 @@
 //! # async fn run(consumer: matproof_protocol::Identity, terms: matproof_client::JobTerms,
 //! #              a: matproof_protocol::MatrixI8, b: matproof_protocol::MatrixI8)
 //! # -> Result<(), matproof_client::ClientError> {
+//! use std::sync::Arc;
 //! let (spec, signature) = matproof_client::consumer_spec(&consumer, &terms, &a, &b)?;
-//! let job_id = matproof_client::open_job("http://127.0.0.1:7001", &spec, &signature, &a, &b).await?;
-//! let submitted = matproof_client::submit_job("http://127.0.0.1:7002", &spec, &signature, &a, &b).await?;
+//! let inputs = (Arc::new(a), Arc::new(b));
+//! let job_id = matproof_client::open_job("http://127.0.0.1:7001", &spec, &signature, &inputs).await?;
+//! let submitted = matproof_client::submit_job("http://127.0.0.1:7002", &spec, &signature, &inputs).await?;
 //! assert_eq!(submitted.job_id, job_id);
+//! if let Some(c) = &submitted.c {
+//!     // C's R_C is the approved receipt's already; Freivalds re-checks it against A, B.
+//!     matproof_client::check_freivalds(&spec, &inputs.0, &inputs.1, c, 2)?;
+//! }
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
@@ -25,10 +32,13 @@ mod rpc;
 pub use error::{ClientError, code_name};
 pub use rpc::{SubmittedJob, connect, fetch_receipt, job_status, open_job, submit_job};
 
-use matproof_protocol::commit::{a_digests, b_digests, digest_tree};
+use matproof_protocol::commit::input_roots;
+use matproof_protocol::freivalds::{self, Dims};
 use matproof_protocol::identity::{Identity, PublicKey, Signature};
-use matproof_protocol::ids::{MerkleRoot, VkHash};
-use matproof_protocol::matrix::MatrixI8;
+use matproof_protocol::ids::{MerkleRoot, Seed, VkHash};
+use matproof_protocol::matrix::{MatrixI8, MatrixI32};
+use matproof_protocol::spec::InputScheme;
+use matproof_protocol::transcript::Challenge;
 use matproof_protocol::npy::write_matrix;
 use matproof_protocol::session::sign_spec;
 use matproof_protocol::spec::{JobSpec, Policy};
@@ -54,13 +64,36 @@ pub struct JobTerms {
     pub slash_amount: u64,
 }
 
-/// `R_A`, `R_B` of the consumer's data, computed in parallel.
-pub fn input_commitments(tiling: &Tiling, a: &MatrixI8, b: &MatrixI8) -> Result<(MerkleRoot, MerkleRoot), ClientError> {
-    let (r_a, r_b) = rayon::join(
-        || a_digests(tiling, a).map(|d| digest_tree(&d).root()),
-        || b_digests(tiling, b).map(|d| digest_tree(&d).root()),
-    );
-    Ok((r_a?, r_b?))
+/// `R_A`, `R_B` of the consumer's data under `scheme`, computed in parallel.
+pub fn input_commitments(
+    scheme: InputScheme,
+    tiling: &Tiling,
+    a: &MatrixI8,
+    b: &MatrixI8,
+) -> Result<(MerkleRoot, MerkleRoot), ClientError> {
+    Ok(input_roots(scheme, tiling, a, b)?)
+}
+
+/// The consumer's own Freivalds check of a received `C` against its `A`, `B` (`rounds`
+/// rounds of fresh vectors from the OS CSPRNG: each lets a wrong `C` pass with probability
+/// at most `1/(2^61 − 1)`).
+pub fn check_freivalds(
+    spec: &JobSpec,
+    a: &MatrixI8,
+    b: &MatrixI8,
+    c: &MatrixI32,
+    rounds: usize,
+) -> Result<(), ClientError> {
+    let job_id = spec.job_id();
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|source| ClientError::Rng { source })?;
+    let values = Challenge { job_id, r_c: MerkleRoot([0; 32]), seed: Seed(seed) };
+    let vectors = values
+        .freivalds_vectors(rounds.max(1), c.cols())
+        .map_err(|source| ClientError::FreivaldsVectors { source })?;
+    let dims = Dims { m: a.rows(), k: a.cols(), n: b.cols() };
+    freivalds::check(a.as_slice(), b.as_slice(), c.as_slice(), dims, &vectors)
+        .map_err(|source| ClientError::Freivalds { job_id, source })
 }
 
 /// The consumer's side of opening a job: commit to `A`, `B`, fill in the spec (a fresh
@@ -75,7 +108,7 @@ pub fn consumer_spec(
         return Err(ClientError::Shapes { a_rows: a.rows(), a_cols: a.cols(), b_rows: b.rows(), b_cols: b.cols() });
     }
     let tiling = Tiling::new(a.rows(), a.cols(), b.cols(), terms.shape)?;
-    let (r_a, r_b) = input_commitments(&tiling, a, b)?;
+    let (r_a, r_b) = input_commitments(terms.policy.input_scheme, &tiling, a, b)?;
     let mut nonce = [0u8; NONCE_BYTES];
     getrandom::fill(&mut nonce).map_err(|source| ClientError::Rng { source })?;
     let spec = JobSpec {
@@ -119,6 +152,7 @@ mod tests {
             vk_hash: VkHash([3; 32]),
             policy: Policy {
                 mode: VerificationMode::Full,
+                input_scheme: matproof_protocol::spec::InputScheme::Poseidon,
                 samples: 1,
                 freivalds_rounds: 2,
                 quorum: 1,
@@ -137,7 +171,7 @@ mod tests {
         let (spec, signature) = consumer_spec(&consumer, &terms(), &a, &b).unwrap();
         verify_spec_signature(&spec, &signature).unwrap();
         let tiling = spec.tiling().unwrap();
-        assert_eq!(input_commitments(&tiling, &a, &b).unwrap(), (spec.r_a, spec.r_b));
+        assert_eq!(input_commitments(InputScheme::Poseidon, &tiling, &a, &b).unwrap(), (spec.r_a, spec.r_b));
         let (again, _) = consumer_spec(&consumer, &terms(), &a, &b).unwrap();
         assert_ne!(again.job_id(), spec.job_id(), "a fresh nonce each time");
     }

@@ -5,13 +5,14 @@ use std::time::Duration;
 use matproof_protocol::identity::Signature;
 use matproof_protocol::ids::JobId;
 use matproof_protocol::limits::MAX_MESSAGE_BYTES;
-use matproof_protocol::matrix::MatrixI8;
-use matproof_protocol::session::signed_open_job;
+use matproof_protocol::matrix::MatrixI32;
+use matproof_protocol::phase::phase;
+use matproof_protocol::session::{ReadProgress, ResultReader, SharedInputs, UploadWriter};
 use matproof_protocol::spec::{JobSpec, VerificationMode};
 use matproof_protocol::wire::{digest_from_wire, pb};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::{ClientError, npy_bytes};
+use crate::ClientError;
 
 /// How long a connection attempt may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -49,18 +50,18 @@ fn answered_job(what: &'static str, bytes: &[u8], expected: JobId) -> Result<Job
     Ok(got)
 }
 
-/// `OpenJob` on the verifier at `verifier_url`, as the consumer (full mode sends `A`, `B`).
+/// `OpenJob` on the verifier at `verifier_url`, as the consumer: the signed spec, and in
+/// full mode `A` and `B` streamed in whole rows (never one message per matrix).
 pub async fn open_job(
     verifier_url: &str,
     spec: &JobSpec,
     signature: &Signature,
-    a: &MatrixI8,
-    b: &MatrixI8,
+    inputs: &SharedInputs,
 ) -> Result<JobId, ClientError> {
-    let inputs = (spec.policy.mode == VerificationMode::Full).then(|| (npy_bytes(a), npy_bytes(b)));
-    let request = signed_open_job(spec, signature, inputs);
+    let inputs = (spec.policy.mode == VerificationMode::Full).then(|| inputs.clone());
+    let upload = tokio_stream::iter(UploadWriter::new(spec, signature, inputs));
     let mut client = verifier(connect(verifier_url).await?);
-    let response = client.open_job(request).await.map_err(refused("verifier", "OpenJob"))?.into_inner();
+    let response = client.open_job(upload).await.map_err(refused("verifier", "OpenJob"))?.into_inner();
     answered_job("OpenJob answer", &response.job_id, spec.job_id())
 }
 
@@ -69,32 +70,58 @@ pub async fn open_job(
 pub struct SubmittedJob {
     /// The job.
     pub job_id: JobId,
-    /// The verifier's receipt, as the sidecar relayed it.
+    /// The verifier's receipt, as the sidecar relayed it (its verdict signatures verified).
     pub receipt: pb::Receipt,
+    /// Whether the job was approved.
+    pub approved: bool,
+    /// `C` of an approved job: it arrived whole and its `R_C` equals the approved receipt's.
+    pub c: Option<MatrixI32>,
 }
 
-/// `SubmitJob` to the prover sidecar at `sidecar_url`: the provider runs the job against its
-/// verifier and returns the receipt.
+/// `SubmitJob` to the prover sidecar at `sidecar_url`: uploads the signed spec and `A`, `B`;
+/// the provider runs the job against its verifier and streams back the receipt and, if
+/// approved, `C`, which is accepted only if its recomputed `R_C` is the receipt's. A cut
+/// stream or a `C` that does not match is an error: no result.
 pub async fn submit_job(
     sidecar_url: &str,
     spec: &JobSpec,
     signature: &Signature,
-    a: &MatrixI8,
-    b: &MatrixI8,
+    inputs: &SharedInputs,
 ) -> Result<SubmittedJob, ClientError> {
     let mut client = pb::prover_sidecar_client::ProverSidecarClient::new(connect(sidecar_url).await?)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let request = pb::SubmitJobRequest {
-        spec: Some(spec.into()),
-        consumer_signature: signature.0.to_vec(),
-        a_npy: npy_bytes(a),
-        b_npy: npy_bytes(b),
-    };
-    let response = client.submit_job(request).await.map_err(refused("prover sidecar", "SubmitJob"))?.into_inner();
-    let job_id = answered_job("SubmitJob answer", &response.job_id, spec.job_id())?;
-    let receipt = response.receipt.ok_or(ClientError::Missing { what: "receipt in the SubmitJob answer" })?;
-    Ok(SubmittedJob { job_id, receipt })
+    let upload = tokio_stream::iter(UploadWriter::new(spec, signature, Some(inputs.clone())));
+    let mut replies =
+        client.submit_job(upload).await.map_err(refused("prover sidecar", "SubmitJob"))?.into_inner();
+    let mut reader = ResultReader::new(spec);
+    let job_id = spec.job_id();
+    let result_error = |source| ClientError::Result { job_id, source };
+    let mut start = None;
+    loop {
+        let reply = match replies.message().await {
+            Ok(Some(reply)) => reply,
+            Ok(None) => break,
+            // Before the receipt the job failed; after it, the result stream was cut.
+            Err(status) if start.is_none() => return Err(refused("prover sidecar", "SubmitJob")(status)),
+            Err(status) => return Err(ClientError::ResultCut { job_id, status }),
+        };
+        // The first reply (the receipt) comes once the verdict is in: C streams from then on.
+        let start = *start.get_or_insert_with(std::time::Instant::now);
+        let progress = reader.push(reply).map_err(result_error)?;
+        if progress == ReadProgress::Ended {
+            phase("consumer.result_receive", start, 4 * spec.m.saturating_mul(spec.n));
+            break;
+        }
+    }
+    // The result check (R_C over the received C) is CPU-bound: on a blocking thread.
+    let start = std::time::Instant::now();
+    let bytes = 4 * spec.m.saturating_mul(spec.n);
+    let checked = tokio::task::spawn_blocking(move || reader.finish().inspect(|_| phase("consumer.result_check", start, bytes)))
+        .await
+        .map_err(|e| ClientError::Worker { reason: e.to_string() })?
+        .map_err(result_error)?;
+    Ok(SubmittedJob { job_id, approved: checked.c.is_some(), receipt: checked.receipt_wire, c: checked.c })
 }
 
 /// `GetReceipt` from the verifier at `verifier_url`.

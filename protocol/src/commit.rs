@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use crate::matrix::{MatrixI8, MatrixI32};
 use crate::merkle::{Digest, MerkleRoot, MerkleTree, leaf_hash_parts};
 use crate::poseidon::{BlockKind, block_digests, fr_to_bytes};
+use crate::spec::InputScheme;
 use crate::tiling::{Tiling, TilingError};
 
 /// Prefix of every C leaf.
@@ -83,6 +84,75 @@ fn check_operand(what: &'static str, x: &MatrixI8, rows: usize, cols: usize) -> 
 pub fn digest_tree(digests: &[Fr]) -> MerkleTree {
     let leaves: Vec<[u8; 32]> = digests.iter().map(fr_to_bytes).collect();
     MerkleTree::from_leaves(&leaves)
+}
+
+/// `R_A`'s tree under `scheme` (Poseidon block digests, or SHA-256 leaves of the blocks).
+pub fn a_input_tree(scheme: InputScheme, tiling: &Tiling, a: &MatrixI8) -> Result<MerkleTree, TilingError> {
+    match scheme {
+        InputScheme::Poseidon => Ok(digest_tree(&a_digests(tiling, a)?)),
+        InputScheme::Sha256 => a_sha256_tree(tiling, a),
+    }
+}
+
+/// `R_B`'s tree under `scheme`.
+pub fn b_input_tree(scheme: InputScheme, tiling: &Tiling, b: &MatrixI8) -> Result<MerkleTree, TilingError> {
+    match scheme {
+        InputScheme::Poseidon => Ok(digest_tree(&b_digests(tiling, b)?)),
+        InputScheme::Sha256 => b_sha256_tree(tiling, b),
+    }
+}
+
+/// `R_A`, `R_B` under `scheme`, in parallel.
+pub fn input_roots(
+    scheme: InputScheme,
+    tiling: &Tiling,
+    a: &MatrixI8,
+    b: &MatrixI8,
+) -> Result<(MerkleRoot, MerkleRoot), TilingError> {
+    let (r_a, r_b) = rayon::join(
+        || a_input_tree(scheme, tiling, a).map(|t| t.root()),
+        || b_input_tree(scheme, tiling, b).map(|t| t.root()),
+    );
+    Ok((r_a?, r_b?))
+}
+
+/// Prefix of every A leaf under the `sha256` input scheme.
+pub const A_SHA256_LEAF_PREFIX: &[u8] = b"matproof/v1/a";
+/// Prefix of every B leaf under the `sha256` input scheme.
+pub const B_SHA256_LEAF_PREFIX: &[u8] = b"matproof/v1/b";
+
+fn i8_bytes(block: &[i8]) -> Vec<u8> {
+    block.iter().map(|v| *v as u8).collect()
+}
+
+/// The `sha256`-scheme leaf hash of A row block `I` (its `tm·kc` bytes, row by row).
+pub fn a_sha256_leaf_hash(row_block: u64, block: &[i8]) -> Digest {
+    leaf_hash_parts(&[A_SHA256_LEAF_PREFIX, &row_block.to_le_bytes(), &i8_bytes(block)])
+}
+
+/// The `sha256`-scheme leaf hash of B column block `J` (its `kc·tn` bytes, column by column).
+pub fn b_sha256_leaf_hash(col_block: u64, block: &[i8]) -> Digest {
+    leaf_hash_parts(&[B_SHA256_LEAF_PREFIX, &col_block.to_le_bytes(), &i8_bytes(block)])
+}
+
+/// The `sha256`-scheme tree behind `R_A`.
+pub fn a_sha256_tree(tiling: &Tiling, a: &MatrixI8) -> Result<MerkleTree, TilingError> {
+    check_operand("A", a, tiling.m, tiling.k)?;
+    let leaves: Result<Vec<Digest>, TilingError> = (0..tiling.row_blocks())
+        .into_par_iter()
+        .map(|i| Ok(a_sha256_leaf_hash(i as u64, &tiling.a_block(a, i)?)))
+        .collect();
+    Ok(MerkleTree::from_leaf_hashes(leaves?))
+}
+
+/// The `sha256`-scheme tree behind `R_B`.
+pub fn b_sha256_tree(tiling: &Tiling, b: &MatrixI8) -> Result<MerkleTree, TilingError> {
+    check_operand("B", b, tiling.k, tiling.n)?;
+    let leaves: Result<Vec<Digest>, TilingError> = (0..tiling.col_blocks())
+        .into_par_iter()
+        .map(|j| Ok(b_sha256_leaf_hash(j as u64, &tiling.b_block(b, j)?)))
+        .collect();
+    Ok(MerkleTree::from_leaf_hashes(leaves?))
 }
 
 /// The three roots of a job.

@@ -19,6 +19,7 @@ pub mod matrix;
 pub mod merkle;
 pub mod npy;
 pub mod opening;
+pub mod phase;
 pub mod poseidon;
 pub mod receipt;
 pub mod session;

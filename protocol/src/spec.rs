@@ -5,10 +5,11 @@
 //! prefixed by its length as `u32le`. The layout is spelled out in `docs/formats.md`.
 //!
 //! ```text
-//! u32 version (= 1)
+//! u32 version (= 2)
 //! u64 m, u64 k, u64 n, u64 tm, u64 tn, u64 kc
 //! bytes r_a (32), bytes r_b (32), bytes vk_hash (32)
 //! u8 mode (1 = full, 2 = succinct)
+//! u8 input_scheme (1 = poseidon, 2 = sha256)
 //! u32 samples, u32 freivalds_rounds, u32 quorum, u32 target_fraud_ppm
 //! u64 deadline_unix_ms, u64 price, u64 slash_amount
 //! bytes consumer (32), bytes provider (32), bytes nonce (1..=64)
@@ -22,8 +23,8 @@ use crate::ids::{JobId, MerkleRoot, VkHash};
 use crate::limits::{MAX_FREIVALDS_ROUNDS, MAX_SAMPLES};
 use crate::tiling::{CircuitShape, Tiling, TilingError};
 
-/// Version of the canonical encoding.
-pub const SPEC_VERSION: u32 = 1;
+/// Version of the canonical encoding (version 1 had no input scheme; it is refused).
+pub const SPEC_VERSION: u32 = 2;
 /// Prefix of the `job_id` hash.
 pub const JOB_ID_DOMAIN: &[u8] = b"matproof/v1/job";
 /// Largest nonce, in bytes.
@@ -58,12 +59,64 @@ impl VerificationMode {
     }
 }
 
+/// How `R_A` and `R_B` are computed (DESIGN §3, "Two input commitment schemes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InputScheme {
+    /// Merkle roots over Poseidon block digests: what a tile circuit opens, so needed
+    /// whenever `samples > 0`.
+    Poseidon,
+    /// Merkle roots over SHA-256 leaves of the block bytes: for full-mode jobs with
+    /// `samples = 0`, where no circuit opens a digest (about 300 times faster than Poseidon).
+    Sha256,
+}
+
+impl InputScheme {
+    /// The byte in the canonical encoding.
+    pub fn code(self) -> u8 {
+        match self {
+            InputScheme::Poseidon => 1,
+            InputScheme::Sha256 => 2,
+        }
+    }
+
+    /// The scheme for a canonical byte.
+    pub fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(InputScheme::Poseidon),
+            2 => Some(InputScheme::Sha256),
+            _ => None,
+        }
+    }
+
+    /// `poseidon` or `sha256`, as job files and the CLI name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InputScheme::Poseidon => "poseidon",
+            InputScheme::Sha256 => "sha256",
+        }
+    }
+}
+
+impl std::str::FromStr for InputScheme {
+    type Err = SpecError;
+
+    fn from_str(s: &str) -> Result<Self, SpecError> {
+        match s {
+            "poseidon" => Ok(InputScheme::Poseidon),
+            "sha256" => Ok(InputScheme::Sha256),
+            _ => Err(SpecError::OutOfRange { field: "input_scheme", value: 0, reason: "must be poseidon or sha256" }),
+        }
+    }
+}
+
 /// The checks a job demands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
     /// Verification mode.
     pub mode: VerificationMode,
-    /// Sampled tiles, `s`.
+    /// How `R_A`, `R_B` are computed.
+    pub input_scheme: InputScheme,
+    /// Sampled tiles, `s` (0 only in full mode with the `sha256` scheme: no tile proofs).
     pub samples: u32,
     /// Freivalds rounds (full mode).
     pub freivalds_rounds: u32,
@@ -164,6 +217,7 @@ impl JobSpec {
             put_bytes(&mut out, bytes);
         }
         out.push(self.policy.mode.code());
+        out.push(self.policy.input_scheme.code());
         let p = &self.policy;
         for v in [p.samples, p.freivalds_rounds, p.quorum, p.target_fraud_ppm] {
             out.extend_from_slice(&v.to_le_bytes());
@@ -199,6 +253,12 @@ impl JobSpec {
             value: u64::from(mode_code),
             reason: "must be 1 (full) or 2 (succinct)",
         })?;
+        let scheme_code = r.take(1, "input_scheme")?[0];
+        let input_scheme = InputScheme::from_code(scheme_code).ok_or(SpecError::OutOfRange {
+            field: "input_scheme",
+            value: u64::from(scheme_code),
+            reason: "must be 1 (poseidon) or 2 (sha256)",
+        })?;
         let samples = r.u32("samples")?;
         let freivalds_rounds = r.u32("freivalds_rounds")?;
         let quorum = r.u32("quorum")?;
@@ -220,7 +280,7 @@ impl JobSpec {
             r_a,
             r_b,
             vk_hash,
-            policy: Policy { mode, samples, freivalds_rounds, quorum, target_fraud_ppm, deadline_unix_ms },
+            policy: Policy { mode, input_scheme, samples, freivalds_rounds, quorum, target_fraud_ppm, deadline_unix_ms },
             price,
             slash_amount,
             consumer,
@@ -252,13 +312,14 @@ impl JobSpec {
         let tiling = self.tiling()?;
         let p = &self.policy;
         let max_samples = MAX_SAMPLES.min(tiling.tile_count()) as u64;
-        if p.samples == 0 || u64::from(p.samples) > max_samples {
+        if u64::from(p.samples) > max_samples {
             return Err(SpecError::OutOfRange {
                 field: "samples",
                 value: p.samples.into(),
-                reason: "must be between 1 and min(MAX_SAMPLES, tile count)",
+                reason: "must be at most min(MAX_SAMPLES, tile count)",
             });
         }
+        self.validate_scheme()?;
         let rounds_ok = match p.mode {
             VerificationMode::Full => (1..=MAX_FREIVALDS_ROUNDS as u32).contains(&p.freivalds_rounds),
             VerificationMode::Succinct => p.freivalds_rounds <= MAX_FREIVALDS_ROUNDS as u32,
@@ -291,6 +352,37 @@ impl JobSpec {
             });
         }
         Ok(())
+    }
+}
+
+impl JobSpec {
+    /// Whether the job asks for tile proofs (`samples > 0`): only then does it need a
+    /// verifying key and Poseidon input commitments.
+    pub fn needs_proofs(&self) -> bool {
+        self.policy.samples > 0
+    }
+
+    /// `samples = 0` only in full mode with the `sha256` scheme and no key pinned
+    /// (`vk_hash` all zero); `samples > 0` only with `poseidon`.
+    fn validate_scheme(&self) -> Result<(), SpecError> {
+        let p = &self.policy;
+        let reason = match (p.samples, p.input_scheme, p.mode) {
+            (0, _, VerificationMode::Succinct) => Some("a succinct job needs at least one sample"),
+            (0, InputScheme::Poseidon, _) => Some("a job without tile proofs uses the sha256 input scheme"),
+            (0, InputScheme::Sha256, _) if self.vk_hash != VkHash([0; 32]) => {
+                return Err(SpecError::OutOfRange {
+                    field: "vk_hash",
+                    value: 0,
+                    reason: "a job without tile proofs pins no verifying key: must be all zero",
+                });
+            }
+            (1.., InputScheme::Sha256, _) => Some("tile proofs open Poseidon digests: samples > 0 needs poseidon"),
+            _ => None,
+        };
+        match reason {
+            Some(reason) => Err(SpecError::OutOfRange { field: "samples", value: p.samples.into(), reason }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -356,6 +448,7 @@ pub fn example_spec() -> JobSpec {
         vk_hash: VkHash([0x5c; 32]),
         policy: Policy {
             mode: VerificationMode::Full,
+            input_scheme: crate::spec::InputScheme::Poseidon,
             samples: 4,
             freivalds_rounds: 2,
             quorum: 1,

@@ -11,7 +11,7 @@ use crate::receipt::{
     CheckSummary, MAX_REASON_BYTES, MAX_STATEMENT_BYTES, MAX_VERDICTS, RECEIPT_VERSION, Receipt, SignedChallenge,
     SignedResponseEnd, SignedVerdict, Verdict,
 };
-use crate::spec::{JobSpec, Policy, SpecError, VerificationMode};
+use crate::spec::{InputScheme, JobSpec, Policy, SpecError, VerificationMode};
 use crate::tiling::CircuitShape;
 use crate::transcript::Challenge;
 
@@ -80,6 +80,10 @@ impl From<&JobSpec> for pb::JobSpec {
                 VerificationMode::Full => pb::VerificationMode::Full,
                 VerificationMode::Succinct => pb::VerificationMode::Succinct,
             } as i32,
+            input_scheme: match spec.policy.input_scheme {
+                InputScheme::Poseidon => pb::InputScheme::Poseidon,
+                InputScheme::Sha256 => pb::InputScheme::Sha256,
+            } as i32,
             samples: spec.policy.samples,
             freivalds_rounds: spec.policy.freivalds_rounds,
             quorum: spec.policy.quorum,
@@ -103,6 +107,11 @@ impl TryFrom<&pb::JobSpec> for JobSpec {
             Ok(pb::VerificationMode::Succinct) => VerificationMode::Succinct,
             _ => return Err(WireError::new("mode", "must be FULL or SUCCINCT")),
         };
+        let input_scheme = match pb::InputScheme::try_from(p.input_scheme) {
+            Ok(pb::InputScheme::Poseidon) => InputScheme::Poseidon,
+            Ok(pb::InputScheme::Sha256) => InputScheme::Sha256,
+            _ => return Err(WireError::new("input_scheme", "must be POSEIDON or SHA256")),
+        };
         let spec = JobSpec {
             m: p.m,
             k: p.k,
@@ -117,6 +126,7 @@ impl TryFrom<&pb::JobSpec> for JobSpec {
             vk_hash: fixed32("vk_hash", &p.vk_hash)?,
             policy: Policy {
                 mode,
+                input_scheme,
                 samples: p.samples,
                 freivalds_rounds: p.freivalds_rounds,
                 quorum: p.quorum,

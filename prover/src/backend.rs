@@ -67,8 +67,12 @@ pub trait Backend: Send + Sync {
         a: &MatrixI8,
         b: &MatrixI8,
     ) -> Result<(MatrixI32, Vec<Digest>), BackendError> {
+        let start = std::time::Instant::now();
         let c = self.gemm(a, b)?;
+        matproof_protocol::phase::phase("provider.gemm", start, (a.as_slice().len() + b.as_slice().len()) as u64);
+        let start = std::time::Instant::now();
         let leaves = self.c_leaf_hashes(tiling, &c)?;
+        matproof_protocol::phase::phase("provider.c_leaves", start, 4 * c.as_slice().len() as u64);
         Ok((c, leaves))
     }
 
@@ -155,11 +159,17 @@ pub fn execute(
 ) -> Result<Execution, BackendError> {
     tiling.check_matrices(a, b, None)?;
     let (c, leaves) = backend.gemm_with_leaf_hashes(tiling, a, b)?;
+    let start = std::time::Instant::now();
     let dims = freivalds::Dims { m: tiling.m, k: tiling.k, n: tiling.n };
     freivalds::check(a.as_slice(), b.as_slice(), c.as_slice(), dims, self_check_vectors)?;
     spot_check_leaves(backend, tiling, &c, &leaves, self_check_vectors)?;
-    Ok(Execution { c_tree: MerkleTree::from_leaf_hashes(leaves), c })
+    matproof_protocol::phase::phase("provider.self_check", start, (a.as_slice().len() + b.as_slice().len() + 4 * c.as_slice().len()) as u64);
+    let start = std::time::Instant::now();
+    let c_tree = MerkleTree::from_leaf_hashes(leaves);
+    matproof_protocol::phase::phase("provider.c_tree", start, 0);
+    Ok(Execution { c_tree, c })
 }
+
 
 /// Recomputes the first, the last and [`LEAF_SPOT_CHECKS`] other leaves of `leaves` on the
 /// CPU from `c`, at positions drawn from `entropy` (the caller's CSPRNG vectors, so a device

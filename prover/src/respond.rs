@@ -1,7 +1,8 @@
 //! The provider's answer to a challenge: open the sampled tiles and prove each one.
 
 use matproof_circuits::{ProveError, TileProvingKey, TileWitness, prove_tiles};
-use matproof_protocol::commit::{a_digests, b_digests, digest_tree};
+use matproof_protocol::commit::{a_digests, a_sha256_tree, b_digests, b_sha256_tree, digest_tree};
+use matproof_protocol::spec::InputScheme;
 use matproof_protocol::matrix::MatrixI8;
 use matproof_protocol::merkle::{MerkleError, MerkleTree};
 use matproof_protocol::opening::TileOpening;
@@ -34,6 +35,13 @@ pub enum RespondError {
     /// The proving key is for another circuit shape.
     #[error("the proving key is for another circuit shape")]
     WrongShape,
+    /// A tile is to be opened but the job's inputs were committed without block digests
+    /// (the `sha256` input scheme, which a job with tile proofs cannot have).
+    #[error("block {block} has no Poseidon digest to open (sha256 input scheme)")]
+    NoDigest {
+        /// The block.
+        block: usize,
+    },
 }
 
 /// Everything the provider keeps for a committed job: inputs, result and the three trees.
@@ -47,18 +55,36 @@ pub struct CommittedJob {
     pub b: MatrixI8,
     /// C and its tree.
     pub execution: Execution,
-    /// Tree over `d_A(I)`.
+    /// The tree behind `R_A` (over `d_A(I)`, or SHA-256 leaves of the blocks).
     pub a_tree: MerkleTree,
-    /// Tree over `d_B(J)`.
+    /// The tree behind `R_B`.
     pub b_tree: MerkleTree,
     a_digests: Vec<[u8; 32]>,
     b_digests: Vec<[u8; 32]>,
 }
 
 impl CommittedJob {
-    /// Recomputes the digests and trees of `A`, `B` (the provider checks `R_A`, `R_B`
-    /// against the job before accepting it: a mismatch could get honest proofs rejected).
+    /// Recomputes the digests and trees of `A`, `B` under the Poseidon input scheme (the
+    /// provider checks `R_A`, `R_B` against the job before accepting it: a mismatch could get
+    /// honest proofs rejected).
     pub fn new(tiling: Tiling, a: MatrixI8, b: MatrixI8, execution: Execution) -> Result<Self, RespondError> {
+        Self::with_scheme(InputScheme::Poseidon, tiling, a, b, execution)
+    }
+
+    /// Like [`CommittedJob::new`], under the job's input scheme. Under `sha256` (a job with
+    /// no tile proofs) only the trees are kept: no tile is ever opened.
+    pub fn with_scheme(
+        scheme: InputScheme,
+        tiling: Tiling,
+        a: MatrixI8,
+        b: MatrixI8,
+        execution: Execution,
+    ) -> Result<Self, RespondError> {
+        if scheme == InputScheme::Sha256 {
+            let (a_tree, b_tree) = rayon::join(|| a_sha256_tree(&tiling, &a), || b_sha256_tree(&tiling, &b));
+            let (a_tree, b_tree) = (a_tree?, b_tree?);
+            return Ok(Self { tiling, a, b, execution, a_tree, b_tree, a_digests: Vec::new(), b_digests: Vec::new() });
+        }
         let (a_digests, b_digests) = rayon::join(|| a_digests(&tiling, &a), || b_digests(&tiling, &b));
         let (a_digests, b_digests) = (a_digests?, b_digests?);
         let a_tree = digest_tree(&a_digests);
@@ -100,9 +126,9 @@ impl CommittedJob {
                 tile_index: tile,
                 c_tile: self.tiling.c_tile(&self.execution.c, i, j)?,
                 c_path: self.execution.c_tree.prove(tile)?,
-                d_a: self.a_digests[i],
+                d_a: *self.a_digests.get(i).ok_or(RespondError::NoDigest { block: i })?,
                 a_path: self.a_tree.prove(i as u64)?,
-                d_b: self.b_digests[j],
+                d_b: *self.b_digests.get(j).ok_or(RespondError::NoDigest { block: j })?,
                 b_path: self.b_tree.prove(j as u64)?,
                 proof: Vec::new(),
             });

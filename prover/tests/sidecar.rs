@@ -3,7 +3,7 @@
 //! exactly once; every refusal of the sidecar comes with the right status code and leaves
 //! nothing committed on the verifier.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use matproof_circuits::{TileProvingKey, TileVerifyingKey, development_setup};
@@ -12,8 +12,8 @@ use matproof_protocol::identity::{Identity, PublicKey, Signature};
 use matproof_protocol::ids::JobId;
 use matproof_protocol::limits::MAX_MESSAGE_BYTES;
 use matproof_protocol::matrix::{MatrixI8, naive_product, random_i8};
-use matproof_protocol::npy::write_matrix;
-use matproof_protocol::receipt::{PURPOSE_JOB, Receipt, Verdict};
+use matproof_protocol::receipt::{PURPOSE_JOB, Verdict};
+use matproof_protocol::session::{CheckedResult, ResultReader, UploadWriter};
 use matproof_protocol::spec::{JobSpec, Policy, VerificationMode};
 use matproof_protocol::tiling::{CircuitShape, Tiling};
 use matproof_protocol::wire::pb;
@@ -106,6 +106,7 @@ impl Net {
             vk_hash: vk.hash(),
             policy: Policy {
                 mode: VerificationMode::Full,
+                input_scheme: matproof_protocol::spec::InputScheme::Poseidon,
                 samples: 3,
                 freivalds_rounds: 2,
                 quorum: 1,
@@ -131,28 +132,25 @@ impl Net {
     }
 
     async fn open(&self, spec: &JobSpec, signature: &Signature, a: &MatrixI8, b: &MatrixI8) -> JobId {
-        let response = self
-            .verifier()
-            .await
-            .open_job(pb::OpenJobRequest {
-                spec: Some(spec.into()),
-                consumer_signature: signature.0.to_vec(),
-                a_npy: npy(a),
-                b_npy: npy(b),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let response =
+            self.verifier().await.open_job(tokio_stream::iter(upload(spec, signature, a, b))).await.unwrap().into_inner();
         JobId::try_from(response.job_id.as_slice()).unwrap()
     }
 
-    async fn submit(&self, request: pb::SubmitJobRequest) -> Result<pb::SubmitJobResponse, tonic::Status> {
+    /// `SubmitJob` with `messages`; the result read through the session's reader (`C` checked
+    /// against the receipt's `R_C`).
+    async fn submit(&self, spec: &JobSpec, messages: Vec<pb::JobUpload>) -> Result<CheckedResult, tonic::Status> {
         let mut client = pb::prover_sidecar_client::ProverSidecarClient::connect(self.sidecar.url())
             .await
             .unwrap()
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        client.submit_job(request).await.map(|r| r.into_inner())
+        let mut replies = client.submit_job(tokio_stream::iter(messages)).await?.into_inner();
+        let mut reader = ResultReader::new(spec);
+        while let Some(reply) = replies.message().await? {
+            reader.push(reply).expect("a well-formed result stream");
+        }
+        Ok(reader.finish().expect("a result that checks"))
     }
 
     async fn status(&self, job_id: &JobId) -> pb::JobStatus {
@@ -165,18 +163,15 @@ impl Net {
     }
 }
 
-fn npy(m: &MatrixI8) -> Vec<u8> {
-    let mut out = Vec::new();
-    write_matrix(&mut out, m).unwrap();
-    out
+/// The consumer's upload: the signed spec, then A and B in whole rows.
+fn upload(spec: &JobSpec, signature: &Signature, a: &MatrixI8, b: &MatrixI8) -> Vec<pb::JobUpload> {
+    UploadWriter::new(spec, signature, Some((Arc::new(a.clone()), Arc::new(b.clone())))).collect()
 }
 
-fn request(spec: &JobSpec, signature: &Signature, a: &MatrixI8, b: &MatrixI8) -> pb::SubmitJobRequest {
-    pb::SubmitJobRequest {
-        spec: Some(spec.into()),
-        consumer_signature: signature.0.to_vec(),
-        a_npy: npy(a),
-        b_npy: npy(b),
+fn head_mut(messages: &mut [pb::JobUpload]) -> &mut pb::SignedSpec {
+    match messages[0].part.as_mut() {
+        Some(pb::job_upload::Part::Spec(head)) => head,
+        _ => panic!("an upload starts with its spec"),
     }
 }
 
@@ -191,9 +186,9 @@ async fn honest_job_is_approved_and_paid_exactly_once() {
     assert_eq!(job_id, spec.job_id());
     assert_eq!(net.balances().await, [FUNDS - PRICE, 0, PRICE, STAKE]);
 
-    let response = net.submit(request(&spec, &signature, &a, &b)).await.unwrap();
-    assert_eq!(response.job_id, job_id.to_vec());
-    let receipt = Receipt::try_from(response.receipt.as_ref().unwrap()).unwrap();
+    let result = net.submit(&spec, upload(&spec, &signature, &a, &b)).await.unwrap();
+    let receipt = result.receipt.clone();
+    assert_eq!(receipt.spec.job_id(), job_id);
     assert_eq!(receipt.spec, spec);
     assert_eq!(receipt.verdicts.len(), 1);
     assert_eq!(receipt.verdicts[0].verdict, Verdict::Approved, "{}", receipt.verdicts[0].reason);
@@ -204,6 +199,8 @@ async fn honest_job_is_approved_and_paid_exactly_once() {
     let tiling = spec.tiling().unwrap();
     let c = naive_product(&a, &b).unwrap();
     assert_eq!(receipt.r_c, matproof_protocol::commit::c_tree(&tiling, &c).unwrap().root());
+    // The consumer got C, bit-identical to A·B.
+    assert_eq!(result.c.as_ref().map(|c| c.as_slice()), Some(c.as_slice()));
 
     let paid = [FUNDS - PRICE, PRICE, 0, STAKE];
     assert_eq!(net.balances().await, paid);
@@ -212,8 +209,7 @@ async fn honest_job_is_approved_and_paid_exactly_once() {
     assert_eq!((status.state.as_str(), status.escrow.as_str()), ("approved", "posted"));
 
     // The same job again: same R_C, same challenge, the stored verdict, no second payment.
-    let again = net.submit(request(&spec, &signature, &a, &b)).await.unwrap();
-    let again = Receipt::try_from(again.receipt.as_ref().unwrap()).unwrap();
+    let again = net.submit(&spec, upload(&spec, &signature, &a, &b)).await.unwrap().receipt;
     assert_eq!(again.verdicts[0].verdict, Verdict::Approved);
     assert_eq!(again.r_c, receipt.r_c);
     assert_eq!(net.balances().await, paid);
@@ -230,7 +226,7 @@ async fn a_challenge_from_another_verifier_than_the_pinned_one_is_refused() {
     let (a, b) = (random_i8(7, 8, 3).unwrap(), random_i8(8, 5, 4).unwrap());
     let (spec, signature) = net.spec(&a, &b, net.provider_key, &keys()[0].1);
     let job_id = net.open(&spec, &signature, &a, &b).await;
-    let error = net.submit(request(&spec, &signature, &a, &b)).await.expect_err("pinned to another key");
+    let error = net.submit(&spec, upload(&spec, &signature, &a, &b)).await.expect_err("pinned to another key");
     assert_eq!(error.code(), tonic::Code::FailedPrecondition, "{error:?}");
     assert!(error.message().contains("not the pinned verifier"), "{error:?}");
     assert!(error.message().contains(&impostor_key.to_hex()), "{error:?}");
@@ -245,7 +241,7 @@ async fn a_challenge_from_another_verifier_than_the_pinned_one_is_refused() {
     let net = Net::start_pinned(|_| None).await;
     let (spec, signature) = net.spec(&a, &b, net.provider_key, &keys()[0].1);
     net.open(&spec, &signature, &a, &b).await;
-    net.submit(request(&spec, &signature, &a, &b)).await.expect("unpinned");
+    net.submit(&spec, upload(&spec, &signature, &a, &b)).await.expect("unpinned");
     net.stop().await;
 }
 
@@ -263,21 +259,21 @@ async fn refusals_have_the_right_code_and_commit_nothing() {
     opened.push(net.open(&spec, &signature, &a, &b).await);
     let mut other_a = a.clone();
     other_a.as_mut_slice()[0] = other_a.as_slice()[0].wrapping_add(1);
-    let err = net.submit(request(&spec, &signature, &other_a, &b)).await.unwrap_err();
+    let err = net.submit(&spec, upload(&spec, &signature, &other_a, &b)).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-    assert!(err.message().contains("a_npy") && err.message().contains("r_a"), "{}", err.message());
+    assert!(err.message().contains("rows (A)") && err.message().contains("r_a"), "{}", err.message());
 
     // B likewise.
     let mut other_b = b.clone();
     other_b.as_mut_slice()[5] = other_b.as_slice()[5].wrapping_sub(1);
-    let err = net.submit(request(&spec, &signature, &a, &other_b)).await.unwrap_err();
+    let err = net.submit(&spec, upload(&spec, &signature, &a, &other_b)).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-    assert!(err.message().contains("b_npy"), "{}", err.message());
+    assert!(err.message().contains("rows (B)"), "{}", err.message());
 
     // A bad consumer signature.
     let mut bad = signature;
     bad.0[10] ^= 1;
-    let err = net.submit(request(&spec, &bad, &a, &b)).await.unwrap_err();
+    let err = net.submit(&spec, upload(&spec, &bad, &a, &b)).await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
     assert!(err.message().contains("consumer_signature"), "{}", err.message());
 
@@ -285,37 +281,44 @@ async fn refusals_have_the_right_code_and_commit_nothing() {
     let stranger = Identity::generate().unwrap().public_key();
     let (spec2, signature2) = net.spec(&a, &b, stranger, vk);
     opened.push(net.open(&spec2, &signature2, &a, &b).await);
-    let err = net.submit(request(&spec2, &signature2, &a, &b)).await.unwrap_err();
+    let err = net.submit(&spec2, upload(&spec2, &signature2, &a, &b)).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
     assert!(err.message().contains("provider"), "{}", err.message());
 
     // A verifying key the verifier holds but the sidecar has no proving key for.
     let (spec3, signature3) = net.spec(&a, &b, net.provider_key, other_vk);
     opened.push(net.open(&spec3, &signature3, &a, &b).await);
-    let err = net.submit(request(&spec3, &signature3, &a, &b)).await.unwrap_err();
+    let err = net.submit(&spec3, upload(&spec3, &signature3, &a, &b)).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
     assert!(err.message().contains("proving key"), "{}", err.message());
 
     // Malformed fields are named.
-    let mut no_spec = request(&spec, &signature, &a, &b);
-    no_spec.spec = None;
-    let err = net.submit(no_spec).await.unwrap_err();
+    let mut no_spec = upload(&spec, &signature, &a, &b);
+    head_mut(&mut no_spec).spec = None;
+    let err = net.submit(&spec, no_spec).await.unwrap_err();
     assert_eq!((err.code(), err.message()), (Code::InvalidArgument, "invalid field spec: missing"));
-    let mut short_r_a = request(&spec, &signature, &a, &b);
-    short_r_a.spec.as_mut().unwrap().r_a.pop();
-    let err = net.submit(short_r_a).await.unwrap_err();
+    let mut short_r_a = upload(&spec, &signature, &a, &b);
+    head_mut(&mut short_r_a).spec.as_mut().unwrap().r_a.pop();
+    let err = net.submit(&spec, short_r_a).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().starts_with("invalid field spec.r_a"), "{}", err.message());
-    let mut garbage = request(&spec, &signature, &a, &b);
-    garbage.b_npy = b"not a numpy file".to_vec();
-    let err = net.submit(garbage).await.unwrap_err();
+    let mut partial_row = upload(&spec, &signature, &a, &b);
+    if let Some(pb::job_upload::Part::Rows(rows)) = partial_row[2].part.as_mut() {
+        rows.values.pop();
+    }
+    let err = net.submit(&spec, partial_row).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().starts_with("invalid field b_npy"), "{}", err.message());
-    let mut wrong_shape = request(&spec, &signature, &a, &b);
-    wrong_shape.a_npy = npy(&random_i8(6, 7, 9).unwrap());
-    let err = net.submit(wrong_shape).await.unwrap_err();
+    assert!(err.message().starts_with("invalid field rows.values"), "{}", err.message());
+    let mut b_first = upload(&spec, &signature, &a, &b);
+    b_first.swap(1, 2);
+    let err = net.submit(&spec, b_first).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().starts_with("invalid field a_npy"), "{}", err.message());
+    assert!(err.message().starts_with("invalid field rows.operand"), "{}", err.message());
+    let mut cut = upload(&spec, &signature, &a, &b);
+    cut.pop();
+    let err = net.submit(&spec, cut).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("the upload ended after"), "{}", err.message());
 
     // Nothing reached the verifier: every job is still open, uncommitted, its escrow pending.
     for job_id in &opened {

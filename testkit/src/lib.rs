@@ -96,6 +96,7 @@ pub fn spec_of(job: &CommittedJob, mode: VerificationMode, samples: u32) -> JobS
         vk_hash: dev_keys(tiling.shape).1.hash(),
         policy: Policy {
             mode,
+            input_scheme: matproof_protocol::spec::InputScheme::Poseidon,
             samples,
             freivalds_rounds: if mode == VerificationMode::Full { 2 } else { 0 },
             quorum: 1,

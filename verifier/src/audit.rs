@@ -35,6 +35,10 @@
 //!    and with fresh vectors from the OS random number generator (the auditor need not
 //!    trust the verifier's seed). A wrong `C` under an approval is an error.
 //!
+//! A job without tile proofs (`samples = 0`, full mode, the `sha256` input scheme) has no
+//! openings and needs no verifying key: its approval is re-checked only with data, and
+//! without `C` the report sets [`AuditReport::approval_unverifiable`].
+//!
 //! Without a trusted set, any verifier key is accepted and the report says so: the audit
 //! then shows the receipt is internally consistent and its proofs hold, not who may sign.
 
@@ -42,7 +46,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use matproof_circuits::{PinnedVerifyingKey, TileVerifyingKey, VerifyError};
-use matproof_protocol::commit::{a_digests, b_digests, c_tree, digest_tree};
+use matproof_protocol::commit::{c_tree, input_roots};
 use matproof_protocol::freivalds::{self, Dims, FreivaldsError};
 use matproof_protocol::identity::{Identity, PublicKey, SignatureError, verify};
 use matproof_protocol::ids::{JobId, MerkleRoot, Seed, VkHash};
@@ -495,6 +499,10 @@ pub struct AuditReport {
     pub rejection: Option<RejectionGrounds>,
     /// A rejection that rests on the verifiers' signatures alone.
     pub rejection_unverifiable: bool,
+    /// An approval of a job without tile proofs (`samples = 0`) audited without `C`: the
+    /// full check (Freivalds over all of `C`) is the verifier's word until `A`, `B`, `C` are
+    /// given; nothing in the receipt lets an auditor re-check `C`.
+    pub approval_unverifiable: bool,
 }
 
 impl AuditReport {
@@ -566,6 +574,13 @@ impl fmt::Display for AuditReport {
         }
         if let Some(grounds) = &self.rejection {
             writeln!(f, "rejection: {grounds}")?;
+        }
+        if self.approval_unverifiable {
+            writeln!(
+                f,
+                "cannot re-check C: the job asked for no tile proofs (samples = 0), so the approval rests on the \
+                 verifier's full check; give A, B and C to re-run Freivalds"
+            )?;
         }
         Ok(())
     }
@@ -821,6 +836,13 @@ fn check_approval(
     if receipt.fraud_proof.is_some() {
         return Err(AuditError::FraudProofOnApproval);
     }
+    if !spec.needs_proofs() {
+        if !receipt.openings.is_empty() {
+            return Err(AuditError::Openings(TileCheckError::OpeningCount { expected: 0, got: receipt.openings.len() }));
+        }
+        checks.push(passed("openings", "none: the job asked for no tile proofs (samples = 0, sha256 input scheme)"));
+        return Ok(Decision { verifying_key: None, rejection: None });
+    }
     let key = keys.pinned(&spec.vk_hash)?;
     check_sampled_tiles(spec, &receipt.r_c, &receipt.challenge.challenge, &receipt.openings, &key)
         .map_err(AuditError::Openings)?;
@@ -933,6 +955,8 @@ fn report(
         audit_freivalds_exponent: audit_rounds.map(freivalds_error_exponent),
     };
     let rejection_unverifiable = matches!(decision.rejection, Some(RejectionGrounds::NotIndependentlyCheckable { .. }));
+    let approval_unverifiable =
+        verdicts.verdict == Verdict::Approved && !spec.needs_proofs() && audit_rounds.is_none();
     AuditReport {
         job_id,
         r_c: receipt.r_c,
@@ -946,6 +970,7 @@ fn report(
         verifying_key: decision.verifying_key,
         rejection: decision.rejection,
         rejection_unverifiable,
+        approval_unverifiable,
     }
 }
 
@@ -991,9 +1016,9 @@ fn check_data(
 ) -> Result<DataOutcome, AuditError> {
     let tiling = spec.tiling()?;
     tiling.check_matrices(&data.a, &data.b, data.c.as_ref()).map_err(AuditError::DataShape)?;
-    let r_a = digest_tree(&a_digests(&tiling, &data.a).map_err(AuditError::DataShape)?).root();
+    let scheme = spec.policy.input_scheme;
+    let (r_a, r_b) = input_roots(scheme, &tiling, &data.a, &data.b).map_err(AuditError::DataShape)?;
     root_matches("R_A", &spec.r_a, &r_a)?;
-    let r_b = digest_tree(&b_digests(&tiling, &data.b).map_err(AuditError::DataShape)?).root();
     root_matches("R_B", &spec.r_b, &r_b)?;
     let Some(c) = &data.c else {
         checks.push(passed("data-commitments", "R_A and R_B recomputed from A and B equal the spec's"));

@@ -2,15 +2,18 @@
 //!
 //! A full-mode verifier whose Freivalds check fails knows a bad row; it recomputes that row
 //! of `A·B`, finds a wrong entry and packages the evidence. Anyone can then check the
-//! evidence against the job's commitments alone: recompute the two block digests (Poseidon
-//! over `(tm + tn)·kc` bytes), check three Merkle paths and one dot product of length `kc`.
+//! evidence against the job's commitments alone: recompute the two blocks' leaves (Poseidon
+//! digests, or SHA-256 under the `sha256` input scheme, over `(tm + tn)·kc` bytes), check
+//! three Merkle paths and one dot product of length `kc`.
 
-use matproof_protocol::commit::{c_leaf_hash, c_tree, digest_tree};
+use matproof_protocol::commit::{
+    a_input_tree, a_sha256_leaf_hash, b_input_tree, b_sha256_leaf_hash, c_leaf_hash, c_tree,
+};
 use matproof_protocol::fraud::FraudProof;
 use matproof_protocol::matrix::{MatrixI8, MatrixI32};
-use matproof_protocol::merkle::{MerkleError, MerkleRoot, leaf_hash};
+use matproof_protocol::merkle::{Digest, MerkleError, MerkleRoot, leaf_hash};
 use matproof_protocol::poseidon::{BlockKind, block_digest, fr_to_bytes};
-use matproof_protocol::spec::{JobSpec, SpecError};
+use matproof_protocol::spec::{InputScheme, JobSpec, SpecError};
 use matproof_protocol::tiling::TilingError;
 
 /// Why a fraud proof could not be built, or does not prove fraud.
@@ -96,19 +99,35 @@ pub fn build_fraud_proof(
         })
         .ok_or(FraudError::RowCorrect { row })?;
     let (i, j) = (row / shape.tm, col / shape.tn);
-    let a_digests = matproof_protocol::commit::a_digests(&tiling, a)?;
-    let b_digests = matproof_protocol::commit::b_digests(&tiling, b)?;
+    let scheme = spec.policy.input_scheme;
+    let a_tree = a_input_tree(scheme, &tiling, a)?;
+    let b_tree = b_input_tree(scheme, &tiling, b)?;
     let tree = c_tree(&tiling, c)?;
     Ok(FraudProof {
         row: row as u64,
         col: col as u64,
         a_block: tiling.a_block(a, i)?,
-        a_path: digest_tree(&a_digests).prove(i as u64)?,
+        a_path: a_tree.prove(i as u64)?,
         b_block: tiling.b_block(b, j)?,
-        b_path: digest_tree(&b_digests).prove(j as u64)?,
+        b_path: b_tree.prove(j as u64)?,
         c_tile: tiling.c_tile(c, i, j)?,
         c_path: tree.prove(tiling.tile_index(i, j)? as u64)?,
     })
+}
+
+/// The leaf hashes of the proof's A and B blocks under the job's input scheme.
+fn input_leaves(spec: &JobSpec, (i, j): (usize, usize), proof: &FraudProof) -> (Digest, Digest) {
+    let shape = spec.shape;
+    match spec.policy.input_scheme {
+        InputScheme::Poseidon => {
+            let d_a = block_digest(BlockKind::A, shape.tm, shape.kc, &proof.a_block);
+            let d_b = block_digest(BlockKind::B, shape.tn, shape.kc, &proof.b_block);
+            (leaf_hash(&fr_to_bytes(&d_a)), leaf_hash(&fr_to_bytes(&d_b)))
+        }
+        InputScheme::Sha256 => {
+            (a_sha256_leaf_hash(i as u64, &proof.a_block), b_sha256_leaf_hash(j as u64, &proof.b_block))
+        }
+    }
 }
 
 /// Checks that `proof` shows a wrong entry in the `C` committed as `r_c` for `spec`.
@@ -141,10 +160,9 @@ pub fn check_fraud_proof(spec: &JobSpec, r_c: &MerkleRoot, proof: &FraudProof) -
     names("A", &proof.a_path, i, tiling.row_blocks())?;
     names("B", &proof.b_path, j, tiling.col_blocks())?;
     names("C", &proof.c_path, tiling.tile_index(i, j)?, tiling.tile_count())?;
-    let d_a = block_digest(BlockKind::A, shape.tm, shape.kc, &proof.a_block);
-    let d_b = block_digest(BlockKind::B, shape.tn, shape.kc, &proof.b_block);
-    proof.a_path.verify(&leaf_hash(&fr_to_bytes(&d_a)), &spec.r_a).map_err(opening("A"))?;
-    proof.b_path.verify(&leaf_hash(&fr_to_bytes(&d_b)), &spec.r_b).map_err(opening("B"))?;
+    let (a_leaf, b_leaf) = input_leaves(spec, (i, j), proof);
+    proof.a_path.verify(&a_leaf, &spec.r_a).map_err(opening("A"))?;
+    proof.b_path.verify(&b_leaf, &spec.r_b).map_err(opening("B"))?;
     proof.c_path.verify(&c_leaf_hash(i as u64, j as u64, &proof.c_tile), r_c).map_err(opening("C"))?;
     let (local_row, local_col) = (row % shape.tm, col % shape.tn);
     let a_row = &proof.a_block[local_row * shape.kc..(local_row + 1) * shape.kc];

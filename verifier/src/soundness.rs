@@ -115,13 +115,21 @@ pub fn check_summary(spec: &JobSpec) -> Result<CheckSummary, SpecError> {
         }
         VerificationMode::Succinct => (0, "succinct mode: commitments only, no Freivalds; ".to_string()),
     };
-    let statement = format!(
-        "{freivalds_words}{samples} of {tiles} tiles sampled, opened and proven with Groth16: a cheater with one \
-         wrong tile escapes with probability <= {escape_one_wrong_tile:.6}, with {:.4}% of tiles wrong <= \
-         {escape_policy_fraction:.6}; an opened wrong tile passes its proof's identity with probability <= \
-         2^{identity:.1}",
-        policy_fraction * 100.0
-    );
+    let statement = match samples {
+        // Nothing sampled: the tile bounds are 1 (no tile is checked by proof); what binds C
+        // is the full check alone. The sha256 input commitments carry no Poseidon digests.
+        0 => format!(
+            "{freivalds_words}no tiles sampled (samples = 0, sha256 input commitments): no tile proofs, so the \
+             bound on C is Freivalds' alone, and only an auditor with A, B and C can re-check it"
+        ),
+        _ => format!(
+            "{freivalds_words}{samples} of {tiles} tiles sampled, opened and proven with Groth16: a cheater with one \
+             wrong tile escapes with probability <= {escape_one_wrong_tile:.6}, with {:.4}% of tiles wrong <= \
+             {escape_policy_fraction:.6}; an opened wrong tile passes its proof's identity with probability <= \
+             2^{identity:.1}",
+            policy_fraction * 100.0
+        ),
+    };
     Ok(CheckSummary {
         mode: spec.policy.mode,
         freivalds_rounds,

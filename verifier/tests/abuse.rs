@@ -119,16 +119,20 @@ async fn a_message_one_byte_over_the_limit_is_refused_and_one_at_the_limit_is_no
     let parties = funded(ledger, 4).await;
     let mut c = client(node.url()).await;
 
-    // A valid succinct spec, padded with an `a_npy` (which succinct mode refuses) to an
+    // A valid succinct spec, followed by a rows message (which succinct mode refuses) of an
     // exact encoded size.
     let job = new_job(&parties);
     let sized = |size: usize| {
-        let mut req = job.open_request();
-        let mut pad = size - req.encoded_len();
+        let mut pad = size;
         loop {
-            req.a_npy = vec![0x55; pad];
-            match req.encoded_len().cmp(&size) {
-                std::cmp::Ordering::Equal => return req,
+            let rows = pb::InputRows { operand: pb::Operand::A as i32, first_row: 0, values: vec![0x55; pad] };
+            let message = pb::JobUpload { part: Some(pb::job_upload::Part::Rows(rows)) };
+            match message.encoded_len().cmp(&size) {
+                std::cmp::Ordering::Equal => {
+                    let mut messages = job.open_messages();
+                    messages.push(message);
+                    return tokio_stream::iter(messages);
+                }
                 std::cmp::Ordering::Greater => pad -= 1,
                 std::cmp::Ordering::Less => pad += 1,
             }
@@ -242,7 +246,8 @@ async fn a_flood_of_open_jobs_is_refused_cleanly_with_memory_bounded() {
     let rss_before = vm_kib("VmRSS:");
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for batch in requests.chunks(PER_CONNECTION).map(|b| b.to_vec()) {
+    let mut requests = requests.into_iter();
+    for batch in (0..CONNECTIONS).map(|_| requests.by_ref().take(PER_CONNECTION).collect::<Vec<_>>()) {
         let url = node.url();
         tasks.push(tokio::spawn(async move {
             let mut c = client(url).await;
@@ -353,7 +358,7 @@ async fn a_burst_of_open_jobs_opens_exactly_the_free_slots() {
         let free = free - 1;
 
         let flooder = funded(&ledger, BURST as u64).await;
-        let requests: Vec<pb::OpenJobRequest> = (0..BURST)
+        let requests: Vec<support::OpenStream> = (0..BURST)
             .map(|_| {
                 let s = spec(&flooder, &params(), MerkleRoot(rand::random()), MerkleRoot(rand::random()));
                 open_request(&s, flooder.consumer.sign(PURPOSE_JOB, &s.canonical_bytes()))

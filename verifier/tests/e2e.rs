@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use matproof_protocol::identity::{Identity, PublicKey};
 use matproof_protocol::ids::{MerkleRoot, VkHash};
-use matproof_protocol::matrix::random_i8;
 use matproof_protocol::receipt::{PURPOSE_JOB, Verdict};
 use matproof_protocol::spec::VerificationMode;
 use matproof_protocol::wire::{self, pb};
@@ -23,7 +22,9 @@ use matproof_verifier::ledger::{Ledger, TransferState};
 use matproof_verifier::service::accounts::{consumer_account, provider_account, stake_account};
 use matproof_verifier::service::{NodeLimits, RunningNode};
 use pb::verifier_client::VerifierClient;
-use support::{Job, JobParams, Parties, client, commit, far, keys, now_ms, npy_bytes, open, respond, status, targets};
+use support::{
+    Job, JobParams, Parties, client, commit, far, head_mut, keys, now_ms, open, respond, rows_mut, status, targets,
+};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -339,15 +340,16 @@ async fn forged_messages_move_nothing() {
         let before = balances(&ledger, &parties.consumer.public_key(), &parties.provider.public_key()).await;
 
         // OpenJob: signed by someone else, or not signed.
-        let mut req = job.open_request();
-        req.consumer_signature = parties.provider.sign(PURPOSE_JOB, &job.spec.canonical_bytes()).0.to_vec();
-        assert_eq!(client.open_job(req).await.unwrap_err().code(), Code::Unauthenticated);
-        let mut req = job.open_request();
-        req.consumer_signature = vec![0; 64];
-        assert_eq!(client.open_job(req).await.unwrap_err().code(), Code::Unauthenticated);
-        let mut req = job.open_request();
-        req.consumer_signature.clear();
-        let e = client.open_job(req).await.unwrap_err();
+        let mut req = job.open_messages();
+        head_mut(&mut req).consumer_signature =
+            parties.provider.sign(PURPOSE_JOB, &job.spec.canonical_bytes()).0.to_vec();
+        assert_eq!(client.open_job(tokio_stream::iter(req)).await.unwrap_err().code(), Code::Unauthenticated);
+        let mut req = job.open_messages();
+        head_mut(&mut req).consumer_signature = vec![0; 64];
+        assert_eq!(client.open_job(tokio_stream::iter(req)).await.unwrap_err().code(), Code::Unauthenticated);
+        let mut req = job.open_messages();
+        head_mut(&mut req).consumer_signature.clear();
+        let e = client.open_job(tokio_stream::iter(req)).await.unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument);
         assert!(e.message().contains("consumer_signature"), "{e}");
         let e = client.get_job_status(pb::JobStatusRequest { job_id: job.job_id().to_vec() }).await.unwrap_err();
@@ -357,16 +359,16 @@ async fn forged_messages_move_nothing() {
 
         // Bad fields are named; A that does not match R_A is refused (it could frame the
         // provider); an unknown key is refused.
-        let mut req = job.open_request();
-        req.spec.as_mut().unwrap().r_a.pop();
-        let e = client.open_job(req).await.unwrap_err();
+        let mut req = job.open_messages();
+        head_mut(&mut req).spec.as_mut().unwrap().r_a.pop();
+        let e = client.open_job(tokio_stream::iter(req)).await.unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument);
         assert!(e.message().contains("spec.r_a"), "{e}");
-        let mut req = job.open_request();
-        req.a_npy = npy_bytes(&random_i8(M, K, 99).unwrap());
-        let e = client.open_job(req).await.unwrap_err();
+        let mut req = job.open_messages();
+        rows_mut(&mut req, 0).values[0] ^= 1;
+        let e = client.open_job(tokio_stream::iter(req)).await.unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument);
-        assert!(e.message().contains("a_npy"), "{e}");
+        assert!(e.message().contains("rows (A)"), "{e}");
         let mut other = make_job(&parties, VerificationMode::Succinct, Cheat::Honest, far());
         other.spec.vk_hash = VkHash([3; 32]);
         other.spec_signature = parties.consumer.sign(PURPOSE_JOB, &other.spec.canonical_bytes());

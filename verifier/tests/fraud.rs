@@ -38,6 +38,7 @@ fn job() -> Job {
         vk_hash: VkHash([0; 32]),
         policy: Policy {
             mode: VerificationMode::Full,
+            input_scheme: matproof_protocol::spec::InputScheme::Poseidon,
             samples: 1,
             freivalds_rounds: 2,
             quorum: 1,

@@ -66,6 +66,7 @@ fn spec_for(m: usize, k: usize, n: usize, r_a: MerkleRoot, r_b: MerkleRoot, mode
         vk_hash: keys().1.hash(),
         policy: Policy {
             mode,
+            input_scheme: matproof_protocol::spec::InputScheme::Poseidon,
             samples: SAMPLES,
             freivalds_rounds: 2,
             quorum: 1,

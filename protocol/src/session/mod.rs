@@ -4,11 +4,13 @@
 //! harness and the fuzz targets all go through them.
 //!
 //! ```text
-//! consumer ──OpenJob(spec, signed)──────▶ verifier     open::{signed_open_job, read_open_job}
+//! consumer ──OpenJob(stream: spec, A, B)▶ verifier     open::{UploadWriter, read_upload_head, InputsReader}
 //! provider ──Commit(job_id, R_C, signed)▶ verifier     commit::SignedCommit
 //! provider ◀─Challenge(seed, signed)──── verifier      commit::read_challenge
 //! provider ──Respond(stream)────────────▶ verifier     respond::{ResponseWriter, ResponseReader}
 //! provider ◀─SignedVerdict────────────── verifier      commit::read_verdict
+//! consumer ──SubmitJob(stream: spec, A, B)▶ sidecar    open::UploadWriter (the same upload)
+//! consumer ◀─(stream: receipt, C, end)── sidecar       result::{ResultWriter, ResultReader}
 //! ```
 //!
 //! Each reader returns a value only once everything it covers has been checked: a
@@ -20,9 +22,14 @@
 pub mod commit;
 pub mod open;
 pub mod respond;
+pub mod result;
 
 pub use commit::{SignedCommit, read_challenge, read_verdict};
-pub use open::{OpenJob, read_open_job, read_signed_spec, sign_spec, signed_open_job, verify_spec_signature};
+pub use open::{
+    InputsReader, Operand, SharedInputs, UPLOAD_CHUNK_BYTES, UploadHead, UploadWriter, read_signed_spec, read_upload_head,
+    sign_spec, verify_spec_signature,
+};
+pub use result::{CheckedResult, ResultReader, ResultWriter};
 pub use respond::{
     AuthenticatedResponse, RESPONSE_CHUNK_BYTES, ReadProgress, ResponseExpectation, ResponseReader, ResponseWriter,
     chunk_job_id, response_budget, rows_per_chunk,
@@ -61,6 +68,19 @@ pub enum SessionError {
         /// How it differs.
         reason: &'static str,
     },
+    /// The `C` a consumer received does not hash to the `R_C` its job was approved on.
+    #[error("job {job_id}: the received C has R_C {received}, the approved receipt's is {approved}")]
+    ResultMismatch {
+        /// The job.
+        job_id: crate::ids::JobId,
+        /// `R_C` recomputed over the received `C`.
+        received: crate::ids::MerkleRoot,
+        /// `R_C` of the approved receipt.
+        approved: crate::ids::MerkleRoot,
+    },
+    /// The spec is out of range.
+    #[error(transparent)]
+    Spec(#[from] crate::spec::SpecError),
 }
 
 impl SessionError {

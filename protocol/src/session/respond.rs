@@ -255,11 +255,11 @@ impl ResponseReader {
             return Err(SessionError::invalid("c_rows.values", format!("more than m = {m} rows")));
         }
         self.hasher.rows(&c.values);
-        if self.rows.is_empty() {
-            self.rows = c.values;
-        } else {
-            self.rows.extend_from_slice(&c.values);
+        if self.rows.capacity() == 0 {
+            // Once, at the job's size (within the limits): C never reallocates as it grows.
+            self.rows.reserve_exact(self.expect.c_values() as usize);
         }
+        self.rows.extend_from_slice(&c.values);
         self.rows_received += count;
         Ok(())
     }

@@ -10,7 +10,6 @@ use matproof_protocol::identity::{Identity, PublicKey, Signature, SignatureError
 use matproof_protocol::ids::{JobId, MerkleRoot, Seed, VkHash};
 use matproof_protocol::limits::MAX_MESSAGE_BYTES;
 use matproof_protocol::matrix::MatrixI8;
-use matproof_protocol::npy::{NpyError, read_matrix};
 use matproof_protocol::opening::TileOpening;
 use matproof_protocol::receipt::{Receipt, SignedChallenge, SignedVerdict};
 use matproof_protocol::session::{
@@ -187,6 +186,15 @@ pub enum SidecarError {
         /// The spec's deadline.
         deadline_unix_ms: u64,
     },
+    /// The consumer's upload broke the session's rules otherwise (INVALID_ARGUMENT).
+    #[error("the upload: {0}")]
+    Upload(#[source] SessionError),
+    /// The consumer's upload stream failed (its status is passed on).
+    #[error("the upload stream failed: {status}")]
+    UploadStream {
+        /// The transport's status.
+        status: tonic::Status,
+    },
     /// Too many jobs in flight (RESOURCE_EXHAUSTED).
     #[error("busy: {max} jobs in flight, the most this sidecar runs at once")]
     Busy {
@@ -285,9 +293,11 @@ impl SidecarError {
     pub fn code(&self) -> tonic::Code {
         use tonic::Code;
         match self {
-            SidecarError::Invalid(_) | SidecarError::CommitmentMismatch { .. } | SidecarError::Expired { .. } => {
-                Code::InvalidArgument
-            }
+            SidecarError::Invalid(_)
+            | SidecarError::CommitmentMismatch { .. }
+            | SidecarError::Expired { .. }
+            | SidecarError::Upload(_) => Code::InvalidArgument,
+            SidecarError::UploadStream { status } => status.code(),
             SidecarError::ConsumerSignature(_) => Code::Unauthenticated,
             SidecarError::WrongProvider { .. }
             | SidecarError::UnknownKey { .. }
@@ -305,6 +315,17 @@ impl SidecarError {
             | SidecarError::Config { .. }
             | SidecarError::VerifierUrl { .. }
             | SidecarError::Server { .. } => Code::Internal,
+        }
+    }
+}
+
+impl From<SessionError> for SidecarError {
+    /// A consumer's upload refused by the session's reader.
+    fn from(error: SessionError) -> Self {
+        match error {
+            SessionError::Invalid(wire) => SidecarError::Invalid(wire),
+            SessionError::Signature { source, .. } => SidecarError::ConsumerSignature(source),
+            other => SidecarError::Upload(other),
         }
     }
 }
@@ -332,19 +353,8 @@ pub struct JobOutcome {
     pub backend: String,
     /// Time per phase, in order.
     pub timings: Vec<(Phase, Duration)>,
-}
-
-/// Parses an `i8` `.npy` from request bytes (size-limited), naming the field on error.
-pub fn parse_npy_i8(field: &str, bytes: &[u8]) -> Result<MatrixI8, SidecarError> {
-    if bytes.len() > MAX_MESSAGE_BYTES {
-        return Err(WireError {
-            field: field.into(),
-            reason: format!("{} bytes, at most {MAX_MESSAGE_BYTES}", bytes.len()),
-        }
-        .into());
-    }
-    read_matrix::<i8, _>(&mut &bytes[..])
-        .map_err(|e: NpyError| WireError { field: field.into(), reason: e.to_string() }.into())
+    /// The inputs, `C` and the trees (what the result stream sends `C` from).
+    pub committed: Arc<CommittedJob>,
 }
 
 /// The best backend this machine has ([`crate::best_backend`]: CUDA when usable, else the
@@ -363,9 +373,35 @@ fn now_unix_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-/// Every check the provider makes before spending compute: the spec names this provider,
-/// the consumer signed it, the proving key for its shape and `vk_hash` is loaded, the
-/// deadline is ahead, and the inputs have the spec's dimensions. Returns the proving key.
+/// Every check the provider makes of a spec before taking its inputs: the spec names this
+/// provider, the consumer signed it, the proving key for its shape and `vk_hash` is loaded
+/// (when it asks for tile proofs), and the deadline is ahead. Returns the proving key.
+pub fn check_spec(
+    identity: &Identity,
+    keys: &ProvingKeys,
+    spec: &JobSpec,
+    consumer_signature: &Signature,
+) -> Result<Option<Arc<TileProvingKey>>, SidecarError> {
+    spec.validate().map_err(|e| WireError { field: "spec".into(), reason: e.to_string() })?;
+    if spec.provider != identity.public_key() {
+        return Err(SidecarError::WrongProvider { named: spec.provider, ours: identity.public_key() });
+    }
+    session::verify_spec_signature(spec, consumer_signature).map_err(SidecarError::ConsumerSignature)?;
+    let key = match spec.needs_proofs() {
+        true => Some(
+            keys.get(spec.shape, &spec.vk_hash)
+                .ok_or_else(|| SidecarError::UnknownKey { shape: spec.shape, vk_hash: spec.vk_hash })?,
+        ),
+        false => None,
+    };
+    if spec.policy.deadline_unix_ms <= now_unix_ms() {
+        return Err(SidecarError::Expired { deadline_unix_ms: spec.policy.deadline_unix_ms });
+    }
+    Ok(key)
+}
+
+/// [`check_spec`], then that the inputs have the spec's dimensions: every check the
+/// provider makes before spending compute.
 pub fn check_submission(
     identity: &Identity,
     keys: &ProvingKeys,
@@ -373,19 +409,9 @@ pub fn check_submission(
     consumer_signature: &Signature,
     a: &MatrixI8,
     b: &MatrixI8,
-) -> Result<Arc<TileProvingKey>, SidecarError> {
-    spec.validate().map_err(|e| WireError { field: "spec".into(), reason: e.to_string() })?;
-    if spec.provider != identity.public_key() {
-        return Err(SidecarError::WrongProvider { named: spec.provider, ours: identity.public_key() });
-    }
-    session::verify_spec_signature(spec, consumer_signature).map_err(SidecarError::ConsumerSignature)?;
-    let key = keys
-        .get(spec.shape, &spec.vk_hash)
-        .ok_or_else(|| SidecarError::UnknownKey { shape: spec.shape, vk_hash: spec.vk_hash })?;
-    if spec.policy.deadline_unix_ms <= now_unix_ms() {
-        return Err(SidecarError::Expired { deadline_unix_ms: spec.policy.deadline_unix_ms });
-    }
-    for (field, matrix, rows, cols) in [("a_npy", a, spec.m, spec.k), ("b_npy", b, spec.k, spec.n)] {
+) -> Result<Option<Arc<TileProvingKey>>, SidecarError> {
+    let key = check_spec(identity, keys, spec, consumer_signature)?;
+    for (field, matrix, rows, cols) in [("rows (A)", a, spec.m, spec.k), ("rows (B)", b, spec.k, spec.n)] {
         if (matrix.rows() as u64, matrix.cols() as u64) != (rows, cols) {
             return Err(WireError {
                 field: field.into(),
@@ -531,19 +557,16 @@ pub async fn run_job(job: RunJob<'_>) -> Result<JobOutcome, SidecarError> {
     clock.finish(format!("challenge signed by verifier {}", challenge.verifier_key));
 
     clock.start(Phase::Prove);
-    let (samples, values, proving_job) = (spec.policy.samples as usize, challenge.challenge, Arc::clone(&committed));
-    let openings = tokio::task::spawn_blocking(move || {
-        proving_job.respond(&key, &values, samples, rayon::current_num_threads().max(1))
-    })
-    .await
-    .map_err(worker_error)??;
+    let openings = prove(&spec, key, &challenge, &committed).await?;
     clock.finish(format!("{} sampled tiles opened and proven (Groth16)", openings.len()));
 
     clock.start(Phase::Respond);
     let expect = ResponseExpectation::for_job(&spec, r_c);
-    let stream = response_stream(committed, expect, openings, Identity::from_seed(identity.seed()));
+    let stream = response_stream(Arc::clone(&committed), expect, openings, Identity::from_seed(identity.seed()));
+    let start = Instant::now();
     let verdict_wire =
         client.respond(stream).await.map_err(|status| SidecarError::Verifier { call: "Respond", status })?.into_inner();
+    matproof_protocol::phase::phase("provider.respond_until_verdict", start, 0);
     let verdict = session::read_verdict(&verdict_wire, &job_id, &r_c, &challenge.verifier_key)
         .map_err(|e| bad_answer("verdict", e))?;
     let streamed =
@@ -561,7 +584,26 @@ pub async fn run_job(job: RunJob<'_>) -> Result<JobOutcome, SidecarError> {
         receipt_wire,
         backend: backend_line.to_string(),
         timings: clock.timings,
+        committed,
     })
+}
+
+/// [`Phase::Prove`]: the sampled tiles opened and proven in parallel (none when the job asks
+/// for no tile proofs).
+async fn prove(
+    spec: &JobSpec,
+    key: Option<Arc<TileProvingKey>>,
+    challenge: &SignedChallenge,
+    committed: &Arc<CommittedJob>,
+) -> Result<Vec<TileOpening>, SidecarError> {
+    let Some(key) = key else { return Ok(Vec::new()) };
+    let (samples, values, proving_job) = (spec.policy.samples as usize, challenge.challenge, Arc::clone(committed));
+    tokio::task::spawn_blocking(move || {
+        proving_job.respond(&key, &values, samples, rayon::current_num_threads().max(1))
+    })
+    .await
+    .map_err(worker_error)?
+    .map_err(SidecarError::from)
 }
 
 /// [`Phase::Execute`]: GEMM and self-check on the best backend, the trees of `A`, `B`, `C`;
@@ -578,17 +620,22 @@ async fn execute_job(
     let vectors = Challenge { job_id: JobId([0; 32]), r_c: MerkleRoot([0; 32]), seed: Seed(seed) }
         .freivalds_vectors(SELF_CHECK_ROUNDS, tiling.n)
         .map_err(|source| SidecarError::SelfCheckVectors { source })?;
+    let scheme = spec.policy.input_scheme;
     let (backend, backend_line) = tokio::task::spawn_blocking(best_backend).await.map_err(worker_error)?;
     let backend_name = backend.name();
     (clock.progress)(&Progress::Backend { job_id: clock.job_id, name: backend_line.to_string() });
     let job = tokio::task::spawn_blocking(move || -> Result<_, SidecarError> {
         let execution = execute(backend.as_ref(), &tiling, &a, &b, &vectors)?;
-        Ok(CommittedJob::new(tiling, a, b, execution)?)
+        let start = Instant::now();
+        let bytes = (a.as_slice().len() + b.as_slice().len()) as u64;
+        let job = CommittedJob::with_scheme(scheme, tiling, a, b, execution)?;
+        matproof_protocol::phase::phase("provider.input_commitments", start, bytes);
+        Ok(job)
     })
     .await
     .map_err(worker_error)??;
     for (field, commitment, root, expected) in
-        [("a_npy", "r_a", job.a_tree.root(), spec.r_a), ("b_npy", "r_b", job.b_tree.root(), spec.r_b)]
+        [("rows (A)", "r_a", job.a_tree.root(), spec.r_a), ("rows (B)", "r_b", job.b_tree.root(), spec.r_b)]
     {
         if root != expected {
             return Err(SidecarError::CommitmentMismatch { field, commitment, computed: root });
@@ -710,12 +757,5 @@ mod tests {
         assert_eq!(SidecarError::Expired { deadline_unix_ms: 0 }.code(), tonic::Code::InvalidArgument);
         let refused = SidecarError::Verifier { call: "Commit", status: tonic::Status::not_found("job") };
         assert_eq!(refused.code(), tonic::Code::NotFound);
-    }
-
-    #[test]
-    fn npy_parsing_names_the_field() {
-        let err = parse_npy_i8("b_npy", b"not a npy").unwrap_err();
-        assert!(err.to_string().contains("b_npy"), "{err}");
-        assert_eq!(err.code(), tonic::Code::InvalidArgument);
     }
 }

@@ -1,9 +1,12 @@
 //! The prover sidecar (feature `sidecar`; DESIGN §4): a gRPC service next to the provider's
-//! workers. `SubmitJob(spec, consumer_signature, A, B)` validates every field, checks the
-//! consumer's signature, that the spec names this provider and a loaded proving key, and
-//! that `A`, `B` match `R_A`, `R_B`, before anything reaches the verifier; then it runs the
-//! job against the verifier node ([`run_job`]: execute with a self-check, `Commit`,
-//! `Challenge`, prove, stream `Respond`, verdict, `GetReceipt`) and returns the receipt.
+//! workers. `SubmitJob` takes the consumer's upload (the signed spec, then `A` and `B` in
+//! whole rows: `session::UploadWriter`'s stream). The spec is checked first (the consumer's
+//! signature, that it names this provider, a loaded proving key when it asks for tile
+//! proofs, the deadline), before any row is read; then `A` and `B` must match `R_A`, `R_B`
+//! before anything reaches the verifier. It runs the job against the verifier node
+//! ([`run_job`]: execute with a self-check, `Commit`, `Challenge`, prove, stream `Respond`,
+//! verdict, `GetReceipt`) and answers with the result stream (`session::ResultWriter`): the
+//! receipt, then, if approved, all of `C` in whole rows, then the end.
 //!
 //! ```no_run
 //! # async fn demo(identity: matproof_protocol::Identity, keys: Vec<matproof_circuits::TileProvingKey>)
@@ -19,7 +22,7 @@ mod job;
 
 pub use job::{
     JobOutcome, Phase, Progress, ProvingKeys, RunJob, SELF_CHECK_ROUNDS, SidecarError, VERIFIER_CALL_TIMEOUT,
-    VerifierTarget, check_submission, connect_verifier, parse_npy_i8, run_job,
+    VerifierTarget, check_spec, check_submission, connect_verifier, run_job,
 };
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -33,7 +36,14 @@ use matproof_protocol::wire::pb;
 use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
-use tonic::{Request, Response, Status};
+use matproof_protocol::matrix::MatrixI8;
+use matproof_protocol::receipt::Verdict;
+use matproof_protocol::session::ResultWriter;
+use matproof_protocol::wire::WireError;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::respond::CommittedJob;
 
 /// A callback that sees every job's [`Progress`] (for logs and progress bars).
 pub type ProgressObserver = Arc<dyn Fn(&Progress) + Send + Sync>;
@@ -108,9 +118,6 @@ impl SidecarService {
         if config.max_jobs_in_flight == 0 {
             return Err(SidecarError::Config { field: "max_jobs_in_flight", reason: "must be at least 1" });
         }
-        if config.proving_keys.is_empty() {
-            return Err(SidecarError::Config { field: "proving_keys", reason: "no proving key loaded" });
-        }
         tonic::transport::Endpoint::from_shared(config.verifier_url.clone())
             .map_err(|source| SidecarError::VerifierUrl { url: config.verifier_url.clone(), source })?;
         Ok(Self {
@@ -136,45 +143,86 @@ impl SidecarService {
     }
 
     /// Decodes and runs one submission.
-    async fn submit(&self, request: pb::SubmitJobRequest) -> Result<pb::SubmitJobResponse, SidecarError> {
+    /// Reads an upload (its spec checked before any row is taken), runs the job, and
+    /// returns the result: the receipt, then `C` if approved.
+    async fn submit<S>(&self, mut upload: S) -> Result<ResultStream, SidecarError>
+    where
+        S: Stream<Item = Result<pb::JobUpload, Status>> + Unpin + Send,
+    {
         let inner = &self.inner;
-        let _permit = Arc::clone(&inner.permits)
+        let permit = Arc::clone(&inner.permits)
             .try_acquire_owned()
             .map_err(|_| SidecarError::Busy { max: inner.max_jobs_in_flight })?;
-        let (spec, consumer_signature) = session::read_signed_spec(request.spec.as_ref(), &request.consumer_signature)?;
-        let (a_npy, b_npy) = (request.a_npy, request.b_npy);
-        let (a, b) = tokio::task::spawn_blocking(move || {
-            Ok::<_, SidecarError>((parse_npy_i8("a_npy", &a_npy)?, parse_npy_i8("b_npy", &b_npy)?))
-        })
-        .await
-        .map_err(|e| SidecarError::Worker { reason: e.to_string() })??;
+        let stream_error = |status| SidecarError::UploadStream { status };
+        let first = upload.next().await.ok_or_else(|| WireError { field: "spec".into(), reason: "missing".into() })?;
+        let head = session::read_upload_head(first.map_err(stream_error)?)?;
+        check_spec(&inner.identity, &inner.keys, &head.spec, &head.consumer_signature)?;
+        let mut reader = session::InputsReader::new(&head);
+        while !reader.is_complete() {
+            let Some(message) = upload.next().await else { break };
+            reader.push(message.map_err(stream_error)?)?;
+        }
+        let (a, b) = reader.finish()?;
+        let outcome = self.run(head, a, b).await?;
+        let n = outcome.committed.tiling.n;
+        let c = (outcome.verdict.verdict == Verdict::Approved).then(|| JobResult(Arc::clone(&outcome.committed)));
+        let replies = ResultWriter::new(outcome.receipt_wire, c, n);
+        Ok(Box::pin(tokio_stream::iter(replies.map(Ok)).chain(release_after(permit))))
+    }
+
+    async fn run(&self, head: session::UploadHead, a: MatrixI8, b: MatrixI8) -> Result<JobOutcome, SidecarError> {
+        let inner = &self.inner;
         let observer = inner.observer.clone();
         let progress = move |p: &Progress| {
             if let Some(observer) = &observer {
                 observer(p);
             }
         };
-        let outcome = run_job(RunJob {
+        run_job(RunJob {
             verifier: &inner.verifier,
             identity: &inner.identity,
             keys: &inner.keys,
-            spec,
-            consumer_signature,
+            spec: head.spec,
+            consumer_signature: head.consumer_signature,
             a,
             b,
             progress: &progress,
         })
-        .await?;
-        Ok(pb::SubmitJobResponse { job_id: outcome.job_id.to_vec(), receipt: Some(outcome.receipt_wire) })
+        .await
     }
+}
+
+/// The result stream a `SubmitJob` answers with.
+pub type ResultStream = std::pin::Pin<Box<dyn Stream<Item = Result<pb::SubmitJobReply, Status>> + Send>>;
+
+/// `C` of a finished job, as the result stream reads it.
+struct JobResult(Arc<CommittedJob>);
+
+impl AsRef<[i32]> for JobResult {
+    fn as_ref(&self) -> &[i32] {
+        self.0.execution.c.as_slice()
+    }
+}
+
+/// An empty stream that holds the job's permit until the result has been sent: a job counts
+/// against `max_jobs_in_flight` while its `C` is still in memory.
+fn release_after(
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> impl Stream<Item = Result<pb::SubmitJobReply, Status>> + Send {
+    tokio_stream::iter(std::iter::once(permit)).filter_map(|permit| {
+        drop(permit);
+        None
+    })
 }
 
 #[tonic::async_trait]
 impl pb::prover_sidecar_server::ProverSidecar for SidecarService {
+    type SubmitJobStream = ResultStream;
+
     async fn submit_job(
         &self,
-        request: Request<pb::SubmitJobRequest>,
-    ) -> Result<Response<pb::SubmitJobResponse>, Status> {
+        request: Request<Streaming<pb::JobUpload>>,
+    ) -> Result<Response<ResultStream>, Status> {
         Ok(Response::new(self.submit(request.into_inner()).await?))
     }
 }
@@ -264,11 +312,12 @@ mod tests {
     async fn jobs_beyond_the_bound_are_refused_as_resource_exhausted() {
         let service = service(1);
         let _running = Arc::clone(&service.inner.permits).try_acquire_owned().unwrap();
-        let err = service.submit(pb::SubmitJobRequest::default()).await.unwrap_err();
+        let empty = || tokio_stream::iter(Vec::<Result<pb::JobUpload, Status>>::new());
+        let err = service.submit(empty()).await.err().unwrap();
         assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err}");
         drop(_running);
-        // With the permit free, the same empty request gets as far as validation.
-        let err = service.submit(pb::SubmitJobRequest::default()).await.unwrap_err();
+        // With the permit free, the same empty upload gets as far as validation.
+        let err = service.submit(empty()).await.err().unwrap();
         assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
         assert_eq!(err.to_string(), "invalid field spec: missing");
     }
@@ -280,9 +329,9 @@ mod tests {
         let mut config = SidecarConfig::new("http://127.0.0.1:9", Identity::from_seed([3; 32]), vec![pk.clone()]);
         config.max_jobs_in_flight = 0;
         assert!(SidecarService::new(config).is_err());
+        // No proving key: it serves jobs without tile proofs only.
         assert!(
-            SidecarService::new(SidecarConfig::new("http://127.0.0.1:9", Identity::from_seed([3; 32]), vec![]))
-                .is_err()
+            SidecarService::new(SidecarConfig::new("http://127.0.0.1:9", Identity::from_seed([3; 32]), vec![])).is_ok()
         );
         assert!(SidecarService::new(SidecarConfig::new("not a url", Identity::from_seed([3; 32]), vec![pk])).is_err());
         assert_eq!(service(2).keys().len(), 1);

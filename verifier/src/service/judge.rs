@@ -1,13 +1,13 @@
 //! The checks of one authenticated response (CPU-bound: run on a blocking thread).
 
 use matproof_circuits::PinnedVerifyingKey;
-use matproof_protocol::commit::{a_digests, b_digests, c_tree, digest_tree};
+use matproof_protocol::commit::{a_input_tree, b_input_tree, c_tree};
 use matproof_protocol::fraud::FraudProof;
 use matproof_protocol::freivalds::{self, Dims, FreivaldsError};
 use matproof_protocol::ids::MerkleRoot;
 use matproof_protocol::matrix::{MatrixI8, MatrixI32};
-use matproof_protocol::npy;
 use matproof_protocol::opening::TileOpening;
+use matproof_protocol::phase::phase;
 use matproof_protocol::receipt::Verdict;
 use matproof_protocol::spec::{JobSpec, VerificationMode};
 use matproof_protocol::transcript::Challenge;
@@ -34,12 +34,6 @@ impl Judgement {
 /// Why a consumer's input is refused.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum InputError {
-    /// Not a valid `i8` `.npy`.
-    #[error(transparent)]
-    Npy(#[from] npy::NpyError),
-    /// Not the spec's shape.
-    #[error("shape {rows}x{cols}, the spec says {expected_rows}x{expected_cols}")]
-    Shape { rows: usize, cols: usize, expected_rows: u64, expected_cols: u64 },
     /// The spec's tiling cannot hold it.
     #[error(transparent)]
     Tiling(#[from] matproof_protocol::tiling::TilingError),
@@ -47,15 +41,15 @@ pub(crate) enum InputError {
     #[error(transparent)]
     Spec(#[from] matproof_protocol::spec::SpecError),
     /// Its recomputed root is not the spec's.
-    #[error("its commitment does not match spec.{commitment}")]
-    Commitment { commitment: &'static str },
+    #[error("its commitment ({scheme}) does not match spec.{commitment}")]
+    Commitment { commitment: &'static str, scheme: &'static str },
 }
 
-/// An input refused, with the request field it came in.
+/// An input refused, with the upload part it came in.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid field {field}: {source}")]
 pub(crate) struct InputFieldError {
-    /// `a_npy`, `b_npy` or `spec`.
+    /// `rows (A)`, `rows (B)` or `spec`.
     pub(crate) field: &'static str,
     /// Why.
     #[source]
@@ -66,35 +60,43 @@ fn in_field(field: &'static str) -> impl Fn(InputError) -> InputFieldError {
     move |source| InputFieldError { field, source }
 }
 
-/// Parses a consumer's `.npy` input and checks its shape.
-pub(crate) fn parse_input(bytes: &[u8], rows: u64, cols: u64) -> Result<MatrixI8, InputError> {
-    let matrix = npy::read_matrix::<i8, _>(&mut &bytes[..])?;
-    if matrix.rows() as u64 != rows || matrix.cols() as u64 != cols {
-        return Err(InputError::Shape {
-            rows: matrix.rows(),
-            cols: matrix.cols(),
-            expected_rows: rows,
-            expected_cols: cols,
-        });
-    }
-    Ok(matrix)
+/// A matrix's entries as bytes (i8 two's complement), in place: what the node stores.
+pub(crate) fn matrix_bytes(matrix: MatrixI8) -> Vec<u8> {
+    matrix.into_vec().into_iter().map(|v| v as u8).collect()
 }
 
-/// Checks full-mode inputs against the spec's `R_A`, `R_B`.
-pub(crate) fn check_inputs(spec: &JobSpec, a_npy: &[u8], b_npy: &[u8]) -> Result<(), InputFieldError> {
+/// Stored bytes back as a `rows×cols` matrix, in place.
+fn stored_matrix(what: &str, bytes: Vec<u8>, rows: u64, cols: u64) -> Result<MatrixI8, Box<Judgement>> {
+    let values: Vec<i8> = bytes.into_iter().map(|v| v as i8).collect();
+    MatrixI8::from_vec(rows as usize, cols as usize, values)
+        .map_err(|e| Judgement::reject(format!("stored {what}: {e}")))
+}
+
+/// Checks full-mode inputs against the spec's `R_A`, `R_B` (under its input scheme).
+pub(crate) fn check_inputs(spec: &JobSpec, a: &MatrixI8, b: &MatrixI8) -> Result<(), InputFieldError> {
     let tiling = spec.tiling().map_err(|e| in_field("spec")(e.into()))?;
-    let a = parse_input(a_npy, spec.m, spec.k).map_err(in_field("a_npy"))?;
-    let b = parse_input(b_npy, spec.k, spec.n).map_err(in_field("b_npy"))?;
-    let (da, db) = rayon_join(|| a_digests(&tiling, &a), || b_digests(&tiling, &b));
-    let r_a = digest_tree(&da.map_err(|e| in_field("a_npy")(e.into()))?).root();
-    let r_b = digest_tree(&db.map_err(|e| in_field("b_npy")(e.into()))?).root();
+    let scheme = spec.policy.input_scheme;
+    let start = std::time::Instant::now();
+    let _timed = Timed(start, (a.as_slice().len() + b.as_slice().len()) as u64);
+    let (r_a, r_b) = rayon_join(|| a_input_tree(scheme, &tiling, a), || b_input_tree(scheme, &tiling, b));
+    let r_a = r_a.map_err(|e| in_field("rows (A)")(e.into()))?.root();
+    let r_b = r_b.map_err(|e| in_field("rows (B)")(e.into()))?.root();
     if r_a != spec.r_a {
-        return Err(in_field("a_npy")(InputError::Commitment { commitment: "r_a" }));
+        return Err(in_field("rows (A)")(InputError::Commitment { commitment: "r_a", scheme: scheme.as_str() }));
     }
     if r_b != spec.r_b {
-        return Err(in_field("b_npy")(InputError::Commitment { commitment: "r_b" }));
+        return Err(in_field("rows (B)")(InputError::Commitment { commitment: "r_b", scheme: scheme.as_str() }));
     }
     Ok(())
+}
+
+/// Records `verifier.input_check` when dropped (on every return path).
+struct Timed(std::time::Instant, u64);
+
+impl Drop for Timed {
+    fn drop(&mut self) {
+        phase("verifier.input_check", self.0, self.1);
+    }
 }
 
 fn rayon_join<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
@@ -113,40 +115,49 @@ pub(crate) struct Response {
     /// Full mode: all of `C`, row-major (the stream carried exactly `m` rows).
     pub(crate) c_rows: Option<Vec<i32>>,
     pub(crate) openings: Vec<TileOpening>,
-    /// Full mode: the consumer's `A`, `B` as `.npy` bytes.
+    /// Full mode: the consumer's `A`, `B` as stored (bytes, row-major).
     pub(crate) inputs: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Full mode: `R_C` of the streamed `C`, Freivalds (a fraud proof on failure); both modes:
 /// the sampled tiles with their proofs.
-pub(crate) fn judge(mut response: Response, key: &PinnedVerifyingKey) -> Judgement {
+pub(crate) fn judge(mut response: Response, key: Option<&PinnedVerifyingKey>) -> Judgement {
     if response.spec.policy.mode == VerificationMode::Full {
         // The streamed C moves into the check: the node never holds two copies of it.
         let rows = response.c_rows.take();
-        match full_checks(&response, rows) {
+        match full_checks(&mut response, rows) {
             Ok(()) => {}
             Err(j) => return *j,
         }
     }
+    let approved = || Judgement { verdict: Verdict::Approved, reason: APPROVED_REASON.into(), fraud_proof: None };
+    if !response.spec.needs_proofs() && response.openings.is_empty() {
+        return approved();
+    }
+    let Some(key) = key else {
+        return *Judgement::reject("the job asks for tile proofs and this node holds no key for them");
+    };
     match check_sampled_tiles(&response.spec, &response.r_c, &response.challenge, &response.openings, key) {
-        Ok(_) => Judgement { verdict: Verdict::Approved, reason: APPROVED_REASON.into(), fraud_proof: None },
+        Ok(_) => approved(),
         Err(e) => *Judgement::reject(format!("sampled tiles: {e}")),
     }
 }
 
-fn full_checks(response: &Response, c_rows: Option<Vec<i32>>) -> Result<(), Box<Judgement>> {
-    let spec = &response.spec;
-    let tiling = spec.tiling().map_err(|e| Judgement::reject(format!("spec: {e}")))?;
-    let Some((a_npy, b_npy)) = &response.inputs else {
+fn full_checks(response: &mut Response, c_rows: Option<Vec<i32>>) -> Result<(), Box<Judgement>> {
+    let Some((a_bytes, b_bytes)) = response.inputs.take() else {
         return Err(Judgement::reject("full mode: the node holds no A, B for this job"));
     };
-    let a = parse_input(a_npy, spec.m, spec.k).map_err(|e| Judgement::reject(format!("stored A: {e}")))?;
-    let b = parse_input(b_npy, spec.k, spec.n).map_err(|e| Judgement::reject(format!("stored B: {e}")))?;
+    let spec = &response.spec;
+    let tiling = spec.tiling().map_err(|e| Judgement::reject(format!("spec: {e}")))?;
+    let a = stored_matrix("A", a_bytes, spec.m, spec.k)?;
+    let b = stored_matrix("B", b_bytes, spec.k, spec.n)?;
     let Some(rows) = c_rows else {
         return Err(Judgement::reject("full mode: no C streamed"));
     };
     let c = MatrixI32::from_vec(tiling.m, tiling.n, rows).map_err(|e| Judgement::reject(format!("streamed C: {e}")))?;
+    let start = std::time::Instant::now();
     let tree = c_tree(&tiling, &c).map_err(|e| Judgement::reject(format!("streamed C: {e}")))?;
+    phase("verifier.c_tree", start, 4 * c.as_slice().len() as u64);
     if tree.root() != response.r_c {
         return Err(Judgement::reject("the streamed C does not match the committed R_C"));
     }
@@ -155,7 +166,10 @@ fn full_checks(response: &Response, c_rows: Option<Vec<i32>>) -> Result<(), Box<
         .freivalds_vectors(spec.policy.freivalds_rounds as usize, tiling.n)
         .map_err(|e| Judgement::reject(format!("challenge: {e}")))?;
     let dims = Dims { m: tiling.m, k: tiling.k, n: tiling.n };
-    match freivalds::check(a.as_slice(), b.as_slice(), c.as_slice(), dims, &vectors) {
+    let start = std::time::Instant::now();
+    let checked = freivalds::check(a.as_slice(), b.as_slice(), c.as_slice(), dims, &vectors);
+    phase("verifier.freivalds", start, (a.as_slice().len() + b.as_slice().len() + 4 * c.as_slice().len()) as u64);
+    match checked {
         Ok(()) => Ok(()),
         Err(FreivaldsError::Mismatch { row, .. }) => {
             let reason = format!("Freivalds check failed on row {row}");

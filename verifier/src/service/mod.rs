@@ -43,7 +43,8 @@
 //!
 //! At start-up the node runs the migrations, [`Ledger::recover`] and its own recovery (every
 //! stored verdict not yet settled is settled), then voids expired jobs every
-//! [`NodeLimits::expiry_interval`]. A job expires `expiry_grace` after its deadline, so
+//! [`NodeLimits::expiry_interval`], and prunes the inputs of released jobs
+//! [`NodeLimits::input_retention`] after their release. A job expires `expiry_grace` after its deadline, so
 //! that a response that arrived in time is never voided while it is being checked.
 
 pub mod accounts;
@@ -92,6 +93,12 @@ pub struct NodeLimits {
     pub expiry_grace: Duration,
     /// Database connections (the ledger and the node's tables each get this many).
     pub max_db_connections: u32,
+    /// Bytes of full-mode inputs stored at once, over the whole database (`|A| + |B|` of
+    /// every job whose inputs are not pruned yet); an `OpenJob` that would exceed it is
+    /// `RESOURCE_EXHAUSTED` before any of its rows is read.
+    pub max_stored_bytes: u64,
+    /// How long a job's inputs are kept after it was released (settled or expired).
+    pub input_retention: Duration,
 }
 
 impl Default for NodeLimits {
@@ -104,6 +111,8 @@ impl Default for NodeLimits {
             expiry_interval: Duration::from_secs(1),
             expiry_grace: Duration::from_secs(300),
             max_db_connections: 8,
+            max_stored_bytes: 16 << 30,
+            input_retention: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -226,6 +235,9 @@ pub(crate) struct Node {
     /// waiter on PostgreSQL). Not what makes `max_open_jobs` hard: the database check is
     /// (`store::Store::admit_job`), and it holds across processes.
     pub(crate) admission: tokio::sync::Mutex<()>,
+    /// Input bytes of uploads in progress on this node, not yet stored: counted against
+    /// `max_stored_bytes` with what the database holds.
+    pub(crate) reserved_bytes: std::sync::Mutex<u64>,
 }
 
 /// Checks the limits a node cannot run with.
@@ -279,6 +291,11 @@ fn spawn_expiry(node: Arc<Node>) -> JoinHandle<()> {
             if let Err(e) = node.expire_jobs().await {
                 tracing::warn!("voiding expired jobs failed: {e}");
             }
+            match node.prune_inputs().await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "pruned the inputs of released jobs"),
+                Err(e) => tracing::warn!("pruning inputs failed: {e}"),
+            }
         }
     })
 }
@@ -302,6 +319,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         store: store.clone(),
         permits: Arc::new(Semaphore::new(limits.max_concurrent_rpcs)),
         admission: tokio::sync::Mutex::new(()),
+        reserved_bytes: std::sync::Mutex::new(0),
         limits: limits.clone(),
     });
     recover(&node).await?;

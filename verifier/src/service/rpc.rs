@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use matproof_protocol::ids::JobId;
+use matproof_protocol::phase::phase;
 use matproof_protocol::receipt::{
     RECEIPT_VERSION, Receipt, SignedChallenge, SignedResponseEnd, SignedVerdict, Verdict,
 };
@@ -39,7 +40,10 @@ fn session_status(e: SessionError) -> Status {
         SessionError::Invalid(w) => Status::invalid_argument(w.to_string()),
         SessionError::OverBudget { .. } => Status::resource_exhausted(e.to_string()),
         SessionError::Signature { .. } => Status::unauthenticated(e.to_string()),
-        SessionError::Mismatch { .. } => Status::failed_precondition(e.to_string()),
+        SessionError::Mismatch { .. } | SessionError::ResultMismatch { .. } => {
+            Status::failed_precondition(e.to_string())
+        }
+        SessionError::Spec(_) => Status::invalid_argument(e.to_string()),
     }
 }
 
@@ -108,10 +112,10 @@ impl Node {
         receipt.verdicts.into_iter().next().ok_or_else(|| Status::internal("stored receipt has no verdict"))
     }
 
-    /// What only this node checks of a spec: it holds the key, the deadline is ahead, the
-    /// amounts fit the ledger.
+    /// What only this node checks of a spec: it holds the key (when the job asks for tile
+    /// proofs), the deadline is ahead, the amounts fit the ledger.
     fn accepts(&self, spec: &JobSpec) -> Result<(), Status> {
-        if self.key_for(spec).is_none() {
+        if spec.needs_proofs() && self.key_for(spec).is_none() {
             return Err(Status::failed_precondition(format!(
                 "spec.vk_hash {} is not a key this verifier holds",
                 spec.vk_hash
@@ -128,7 +132,7 @@ impl Node {
 
     /// Persists a new job if a slot is free and the consumer can pay, then escrows the
     /// price; the same spec again only replays the (idempotent) escrow.
-    async fn admit(&self, open: &session::OpenJob, inputs: Option<(&[u8], &[u8])>) -> Result<(), Status> {
+    async fn admit(&self, open: &session::UploadHead, inputs: Option<(&[u8], &[u8])>) -> Result<(), Status> {
         let (spec, job_id) = (&open.spec, open.job_id());
         let consumer = consumer_account(&spec.consumer);
         let provider = provider_account(&spec.provider);
@@ -206,10 +210,14 @@ impl Node {
                 fraud_proof: None,
             });
         }
-        let key = self
-            .key_for(spec)
-            .cloned()
-            .ok_or_else(|| Status::failed_precondition("this verifier no longer holds the job's key"))?;
+        let key = match spec.needs_proofs() {
+            true => Some(
+                self.key_for(spec)
+                    .cloned()
+                    .ok_or_else(|| Status::failed_precondition("this verifier no longer holds the job's key"))?,
+            ),
+            false => None,
+        };
         let inputs = match spec.policy.mode {
             VerificationMode::Full => self.store.load_inputs(&row.job_id).await.map_err(store_status)?,
             VerificationMode::Succinct => None,
@@ -223,7 +231,7 @@ impl Node {
             openings: response.openings,
             inputs,
         };
-        tokio::task::spawn_blocking(move || judge::judge(judged, &key))
+        tokio::task::spawn_blocking(move || judge::judge(judged, key.as_ref()))
             .await
             .map_err(|_| Status::internal("the check panicked"))
     }
@@ -338,6 +346,56 @@ impl Node {
     }
 }
 
+/// Reads the rows of `A` and `B` of an upload through the session's reader.
+async fn read_inputs(
+    head: &session::UploadHead,
+    stream: &mut Streaming<pb::JobUpload>,
+) -> Result<(matproof_protocol::matrix::MatrixI8, matproof_protocol::matrix::MatrixI8), Status> {
+    let mut reader = session::InputsReader::new(head);
+    while !reader.is_complete() {
+        let Some(message) = stream.next().await.transpose()? else { break };
+        reader.push(message).map_err(session_status)?;
+    }
+    if reader.is_complete() && stream.next().await.transpose()?.is_some() {
+        return Err(invalid("rows", "more than A and B"));
+    }
+    reader.finish().map_err(session_status)
+}
+
+/// Input bytes an upload holds against the node's disk budget until it is stored (or fails).
+pub(crate) struct Reservation<'a> {
+    node: &'a Node,
+    bytes: u64,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let mut reserved = self.node.reserved_bytes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *reserved = reserved.saturating_sub(self.bytes);
+    }
+}
+
+impl Node {
+    /// Reserves `bytes` of the disk budget for an upload, or refuses it up front
+    /// (`RESOURCE_EXHAUSTED`) when what is stored, what other uploads reserved and this one
+    /// would exceed `max_stored_bytes`.
+    async fn reserve_storage(&self, bytes: u64) -> Result<Reservation<'_>, Status> {
+        let stored = self.store.stored_input_bytes().await.map_err(store_status)?;
+        let budget = self.limits.max_stored_bytes;
+        let mut reserved = self.reserved_bytes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let total = stored.saturating_add(*reserved).saturating_add(bytes);
+        if total > budget {
+            return Err(Status::resource_exhausted(format!(
+                "the job's inputs need {bytes} bytes; this node stores {stored} and {} are being uploaded, \
+                 of a budget of {budget} (--max-stored-bytes)",
+                *reserved
+            )));
+        }
+        *reserved += bytes;
+        Ok(Reservation { node: self, bytes })
+    }
+}
+
 /// One commitment per job: the same `R_C` gets the stored challenge back, another is refused.
 fn same_commitment(stored: &SignedChallenge, commit: &SignedCommit) -> Result<pb::Challenge, Status> {
     if stored.challenge.r_c == commit.r_c {
@@ -352,22 +410,40 @@ fn same_commitment(stored: &SignedChallenge, commit: &SignedCommit) -> Result<pb
 
 #[tonic::async_trait]
 impl pb::verifier_server::Verifier for VerifierService {
-    async fn open_job(&self, request: Request<pb::OpenJobRequest>) -> Result<Response<pb::OpenJobResponse>, Status> {
+    async fn open_job(
+        &self,
+        request: Request<Streaming<pb::JobUpload>>,
+    ) -> Result<Response<pb::OpenJobResponse>, Status> {
         let node = &self.0;
         let _permit = node.permit().await?;
-        let open = Arc::new(session::read_open_job(request.into_inner()).map_err(session_status)?);
-        node.accepts(&open.spec)?;
-        if open.inputs().map_err(session_status)?.is_some() {
-            // The check is CPU-bound: on a blocking thread, sharing the request's bytes.
-            let checked = Arc::clone(&open);
-            tokio::task::spawn_blocking(move || judge::check_inputs(&checked.spec, &checked.a_npy, &checked.b_npy))
-                .await
-                .map_err(|_| Status::internal("input check panicked"))?
-                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let mut stream = request.into_inner();
+        let first = stream.next().await.ok_or_else(|| invalid("spec", "empty upload"))??;
+        let head = session::read_upload_head(first).map_err(session_status)?;
+        node.accepts(&head.spec)?;
+        if !head.verifier_takes_inputs() {
+            if stream.next().await.transpose()?.is_some() {
+                return Err(invalid("rows", "succinct mode takes no A, B"));
+            }
+            node.admit(&head, None).await?;
+            return Ok(Response::new(pb::OpenJobResponse { job_id: head.job_id().to_vec() }));
         }
-        let inputs = open.inputs().map_err(session_status)?;
-        node.admit(&open, inputs).await?;
-        Ok(Response::new(pb::OpenJobResponse { job_id: open.job_id().to_vec() }))
+        let reservation = node.reserve_storage(head.input_bytes()).await?;
+        let start = std::time::Instant::now();
+        let (a, b) = read_inputs(&head, &mut stream).await?;
+        phase("verifier.upload", start, head.input_bytes());
+        // The check is CPU-bound: on a blocking thread; the matrices come back as bytes.
+        let spec = head.spec.clone();
+        let (a, b) = tokio::task::spawn_blocking(move || {
+            judge::check_inputs(&spec, &a, &b).map(|()| (judge::matrix_bytes(a), judge::matrix_bytes(b)))
+        })
+        .await
+        .map_err(|_| Status::internal("input check panicked"))?
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let start = std::time::Instant::now();
+        node.admit(&head, Some((&a, &b))).await?;
+        phase("verifier.store_inputs", start, head.input_bytes());
+        drop(reservation);
+        Ok(Response::new(pb::OpenJobResponse { job_id: head.job_id().to_vec() }))
     }
 
     async fn commit(&self, request: Request<pb::CommitRequest>) -> Result<Response<pb::Challenge>, Status> {
@@ -394,14 +470,21 @@ impl pb::verifier_server::Verifier for VerifierService {
     ) -> Result<Response<pb::SignedVerdict>, Status> {
         let node = &self.0;
         let _permit = node.permit().await?;
+        let start = std::time::Instant::now();
         let (row, response) = match node.read_response(&mut request.into_inner()).await? {
             Ok(read) => read,
             Err(stored) => return Ok(Response::new(stored)),
         };
+        phase("verifier.receive", start, response.c_rows.as_ref().map_or(0, |c| 4 * c.len() as u64));
         let arrived = now_unix_ms();
         let provider_response = (response.openings.clone(), response.end);
+        let start = std::time::Instant::now();
         let judgement = node.judge_response(&row, response, arrived).await?;
-        node.record(&row, provider_response, judgement).await.map(Response::new)
+        phase("verifier.judge", start, 0);
+        let start = std::time::Instant::now();
+        let verdict = node.record(&row, provider_response, judgement).await.map(Response::new);
+        phase("verifier.record", start, 0);
+        verdict
     }
 
     async fn get_receipt(&self, request: Request<pb::GetReceiptRequest>) -> Result<Response<pb::Receipt>, Status> {

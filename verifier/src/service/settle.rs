@@ -65,7 +65,7 @@ impl Node {
                 self.ledger.void(job_id).await?;
             }
         }
-        Ok(self.store.mark_settled(job_id).await?)
+        Ok(self.store.mark_settled(job_id, now_unix_ms()).await?)
     }
 
     /// Moves the spec's slash from the provider's stake to the consumer; a stake too small
@@ -88,7 +88,7 @@ impl Node {
         let grace = self.limits.expiry_grace.as_millis() as u64;
         let before = now_unix_ms().saturating_sub(grace);
         for job_id in self.store.expiry_candidates(before).await? {
-            if !self.store.expire(&job_id).await? {
+            if !self.store.expire(&job_id, now_unix_ms()).await? {
                 continue;
             }
             match self.ledger.void(&job_id).await {
@@ -99,5 +99,11 @@ impl Node {
             }
         }
         Ok(())
+    }
+
+    /// Deletes the stored inputs of jobs released more than `input_retention` ago.
+    pub(crate) async fn prune_inputs(&self) -> Result<u64, SettleError> {
+        let retention = self.limits.input_retention.as_millis() as u64;
+        Ok(self.store.prune_inputs(now_unix_ms().saturating_sub(retention)).await?)
     }
 }

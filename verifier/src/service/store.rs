@@ -187,10 +187,11 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if let Some((a, b)) = inputs {
-            sqlx::query("INSERT INTO node_job_inputs (job_id, a_npy, b_npy) VALUES ($1, $2, $3)")
+            sqlx::query("INSERT INTO node_job_inputs (job_id, a, b, stored_bytes) VALUES ($1, $2, $3, $4)")
                 .bind(&job_id)
-                .bind(hex::encode(a))
-                .bind(hex::encode(b))
+                .bind(a)
+                .bind(b)
+                .bind(to_i64((a.len() + b.len()) as u64))
                 .execute(&mut *tx)
                 .await?;
         }
@@ -208,20 +209,35 @@ impl Store {
 
     /// The consumer's A and B (`.npy` bytes) of a full-mode job.
     pub(crate) async fn load_inputs(&self, job_id: &JobId) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
-        let row = sqlx::query("SELECT a_npy, b_npy FROM node_job_inputs WHERE job_id = $1")
+        let row = sqlx::query("SELECT a, b FROM node_job_inputs WHERE job_id = $1")
             .bind(hex::encode(job_id))
             .fetch_optional(&self.pool)
             .await?;
         let Some(r) = row else { return Ok(None) };
-        let a = unhex("a_npy", &r.try_get::<String, _>(0)?)?;
-        let b = unhex("b_npy", &r.try_get::<String, _>(1)?)?;
-        Ok(Some((a, b)))
+        Ok(Some((r.try_get::<Vec<u8>, _>(0)?, r.try_get::<Vec<u8>, _>(1)?)))
     }
 
-    /// Records the job's one commitment and its challenge, if none is recorded yet and the
-    /// job is still open; `true` if this call recorded it. Two racing calls cannot both win:
-    /// the `UPDATE` is conditional on `r_c IS NULL`. The provider's commit signature is
-    /// stored with it, for the receipt.
+    /// Bytes of inputs stored (every node sharing the database), what the disk budget counts.
+    pub(crate) async fn stored_input_bytes(&self) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT CAST(COALESCE(SUM(stored_bytes), 0) AS BIGINT) FROM node_job_inputs")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(row.try_get::<i64, _>(0)?).unwrap_or(0))
+    }
+
+    /// Deletes the inputs of jobs released (settled by a verdict, or expired) before
+    /// `settled_before_unix_ms`; how many.
+    pub(crate) async fn prune_inputs(&self, settled_before_unix_ms: u64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM node_job_inputs WHERE job_id IN \
+             (SELECT job_id FROM node_jobs WHERE settled_unix_ms IS NOT NULL AND settled_unix_ms < $1)",
+        )
+        .bind(to_i64(settled_before_unix_ms))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     pub(crate) async fn set_challenge(
         &self,
         challenge: &SignedChallenge,
@@ -275,9 +291,10 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    pub(crate) async fn mark_settled(&self, job_id: &JobId) -> Result<(), StoreError> {
-        sqlx::query("UPDATE node_jobs SET settled = 1 WHERE job_id = $1")
+    pub(crate) async fn mark_settled(&self, job_id: &JobId, now_unix_ms: u64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE node_jobs SET settled = 1, settled_unix_ms = $2 WHERE job_id = $1 AND settled = 0")
             .bind(hex::encode(job_id))
+            .bind(to_i64(now_unix_ms))
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -306,12 +323,13 @@ impl Store {
     }
 
     /// Marks a job expired if it is still awaiting a response; `true` if this call did.
-    pub(crate) async fn expire(&self, job_id: &JobId) -> Result<bool, StoreError> {
+    pub(crate) async fn expire(&self, job_id: &JobId, now_unix_ms: u64) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE node_jobs SET state = 'expired' WHERE job_id = $1 AND receipt IS NULL \
+            "UPDATE node_jobs SET state = 'expired', settled_unix_ms = $2 WHERE job_id = $1 AND receipt IS NULL \
              AND state IN ('opened', 'challenged')",
         )
         .bind(hex::encode(job_id))
+        .bind(to_i64(now_unix_ms))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)

@@ -5,17 +5,17 @@
 //! loopback gRPC, funded parties, jobs (honest, or with a tampered `C`) and their messages.
 #![allow(dead_code)] // each includer uses a part of it
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use matproof_circuits::{TileProvingKey, TileVerifyingKey};
 use matproof_protocol::commit::c_tree;
 use matproof_protocol::identity::{Identity, PublicKey, Signature};
 use matproof_protocol::ids::{JobId, MerkleRoot, Seed};
-use matproof_protocol::matrix::{MatrixI8, random_i8};
-use matproof_protocol::npy;
+use matproof_protocol::matrix::random_i8;
 use matproof_protocol::opening::TileOpening;
 use matproof_protocol::receipt::SignedVerdict;
-use matproof_protocol::session::{self, ResponseExpectation, ResponseWriter, SignedCommit};
+use matproof_protocol::session::{self, ResponseExpectation, ResponseWriter, SharedInputs, SignedCommit, UploadWriter};
 use matproof_protocol::spec::{JobSpec, Policy, VerificationMode};
 use matproof_protocol::tiling::{CircuitShape, Tiling};
 use matproof_protocol::transcript::Challenge;
@@ -178,6 +178,7 @@ pub fn spec(parties: &Parties, p: &JobParams, r_a: MerkleRoot, r_b: MerkleRoot) 
         vk_hash: keys().1.hash(),
         policy: Policy {
             mode: p.mode,
+            input_scheme: matproof_protocol::spec::InputScheme::Poseidon,
             samples: p.samples,
             freivalds_rounds: if p.mode == VerificationMode::Full { 2 } else { 0 },
             quorum: 1,
@@ -192,15 +193,29 @@ pub fn spec(parties: &Parties, p: &JobParams, r_a: MerkleRoot, r_b: MerkleRoot) 
     }
 }
 
+/// An `OpenJob` upload as a stream, what `VerifierClient::open_job` takes.
+pub type OpenStream = tokio_stream::Iter<std::vec::IntoIter<pb::JobUpload>>;
+
 /// An `OpenJob` without A and B (succinct mode), under any signature.
-pub fn open_request(spec: &JobSpec, signature: Signature) -> pb::OpenJobRequest {
-    session::signed_open_job(spec, &signature, None)
+pub fn open_request(spec: &JobSpec, signature: Signature) -> OpenStream {
+    tokio_stream::iter(UploadWriter::new(spec, &signature, None).collect::<Vec<_>>())
 }
 
-pub fn npy_bytes(matrix: &MatrixI8) -> Vec<u8> {
-    let mut out = Vec::new();
-    npy::write_matrix(&mut out, matrix).unwrap();
-    out
+/// The signed spec of an upload's messages (its first), to tamper with.
+pub fn head_mut(messages: &mut [pb::JobUpload]) -> &mut pb::SignedSpec {
+    match messages.first_mut().and_then(|m| m.part.as_mut()) {
+        Some(pb::job_upload::Part::Spec(head)) => head,
+        _ => panic!("an upload starts with its spec"),
+    }
+}
+
+/// The `index`-th rows message of an upload, to tamper with.
+pub fn rows_mut(messages: &mut [pb::JobUpload], index: usize) -> &mut pb::InputRows {
+    let mut rows = messages.iter_mut().filter_map(|m| match m.part.as_mut() {
+        Some(pb::job_upload::Part::Rows(r)) => Some(r),
+        _ => None,
+    });
+    rows.nth(index).expect("the upload has that many rows messages")
 }
 
 /// A job's data on both sides: the consumer's signed spec and A, B; the provider's
@@ -209,8 +224,7 @@ pub struct Job {
     pub spec: JobSpec,
     pub spec_signature: Signature,
     pub committed: CommittedJob,
-    pub a_npy: Vec<u8>,
-    pub b_npy: Vec<u8>,
+    pub inputs: SharedInputs,
 }
 
 impl Job {
@@ -231,11 +245,11 @@ impl Job {
         let mut execution = execute(&CpuBackend::best(), &tiling, &a, &b, &vectors).unwrap();
         tamper(execution.c.as_mut_slice());
         execution.c_tree = c_tree(&tiling, &execution.c).unwrap();
-        let (a_npy, b_npy) = (npy_bytes(&a), npy_bytes(&b));
+        let inputs = (Arc::new(a.clone()), Arc::new(b.clone()));
         let committed = CommittedJob::new(tiling, a, b, execution).unwrap();
         let spec = spec(parties, p, committed.a_tree.root(), committed.b_tree.root());
         let spec_signature = session::sign_spec(&spec, &parties.consumer);
-        Job { spec, spec_signature, committed, a_npy, b_npy }
+        Job { spec, spec_signature, committed, inputs }
     }
 
     pub fn job_id(&self) -> JobId {
@@ -250,10 +264,15 @@ impl Job {
         self.spec.policy.mode == VerificationMode::Full
     }
 
-    /// The consumer's `OpenJob` (with A and B in full mode).
-    pub fn open_request(&self) -> pb::OpenJobRequest {
-        let inputs = self.full().then(|| (self.a_npy.clone(), self.b_npy.clone()));
-        session::signed_open_job(&self.spec, &self.spec_signature, inputs)
+    /// The consumer's `OpenJob` messages (with A and B in full mode), to tamper with.
+    pub fn open_messages(&self) -> Vec<pb::JobUpload> {
+        let inputs = self.full().then(|| self.inputs.clone());
+        UploadWriter::new(&self.spec, &self.spec_signature, inputs).collect()
+    }
+
+    /// The consumer's `OpenJob` upload.
+    pub fn open_request(&self) -> OpenStream {
+        tokio_stream::iter(self.open_messages())
     }
 
     /// A `Commit` of `r_c` signed by `provider`.
