@@ -475,13 +475,13 @@ pub(crate) mod tests {
     fn round_trip_and_known_answer_job_id() {
         let spec = sample_spec();
         let bytes = spec.canonical_bytes();
-        assert_eq!(bytes.len(), 4 + 6 * 8 + 3 * 36 + 1 + 4 * 4 + 3 * 8 + 2 * 36 + 4 + 16);
+        assert_eq!(bytes.len(), 4 + 6 * 8 + 3 * 36 + 2 + 4 * 4 + 3 * 8 + 2 * 36 + 4 + 16);
         assert_eq!(JobSpec::from_canonical_bytes(&bytes).unwrap(), spec);
         // Pinned: a change here is a protocol change (every job id moves).
         assert_eq!(hex::encode(spec.job_id()), KNOWN_JOB_ID);
     }
 
-    const KNOWN_JOB_ID: &str = "8cf38833e325e7ce59e9281c2979d95ceea90f7668bcfaa926f9f9e1a902f517";
+    const KNOWN_JOB_ID: &str = "08a29cc507c3d18caff8d2b7012bfaac738627543b4c94280ab21f35639f14af";
 
     #[test]
     fn every_field_changes_the_job_id() {
@@ -562,9 +562,48 @@ pub(crate) mod tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(matches!(JobSpec::from_canonical_bytes(&longer), Err(SpecError::TrailingBytes { extra: 1 })));
+        // Version 1 (no input scheme) is refused by its version.
         let mut bad_version = bytes.clone();
-        bad_version[0] = 2;
-        assert!(matches!(JobSpec::from_canonical_bytes(&bad_version), Err(SpecError::Version { version: 2 })));
+        bad_version[0] = 1;
+        assert!(matches!(JobSpec::from_canonical_bytes(&bad_version), Err(SpecError::Version { version: 1 })));
+        let mut bad_scheme = bytes.clone();
+        bad_scheme[4 + 6 * 8 + 3 * 36 + 1] = 3;
+        assert!(matches!(
+            JobSpec::from_canonical_bytes(&bad_scheme),
+            Err(SpecError::OutOfRange { field: "input_scheme", value: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn samples_and_input_scheme_go_together() {
+        let no_proofs = |mode, scheme, vk: u8| {
+            let mut s = sample_spec();
+            s.policy.samples = 0;
+            s.policy.mode = mode;
+            s.policy.input_scheme = scheme;
+            s.vk_hash = VkHash([vk; 32]);
+            s.validate()
+        };
+        // Full mode without proofs: sha256 inputs, no key pinned.
+        assert!(no_proofs(VerificationMode::Full, InputScheme::Sha256, 0).is_ok());
+        assert!(no_proofs(VerificationMode::Full, InputScheme::Sha256, 5).is_err(), "a pinned key");
+        assert!(no_proofs(VerificationMode::Full, InputScheme::Poseidon, 0).is_err(), "poseidon without proofs");
+        assert!(no_proofs(VerificationMode::Succinct, InputScheme::Sha256, 0).is_err(), "succinct without samples");
+        // Proofs open Poseidon digests.
+        let mut s = sample_spec();
+        s.policy.input_scheme = InputScheme::Sha256;
+        let e = s.validate().unwrap_err();
+        assert!(e.to_string().contains("needs poseidon"), "{e}");
+        assert!(sample_spec().needs_proofs());
+        // The scheme is in the job id.
+        let mut s = sample_spec();
+        s.policy.samples = 0;
+        s.policy.input_scheme = InputScheme::Sha256;
+        let mut t = s.clone();
+        t.policy.input_scheme = InputScheme::Poseidon;
+        assert_ne!(s.job_id(), t.job_id());
+        assert_eq!("sha256".parse::<InputScheme>().unwrap(), InputScheme::Sha256);
+        assert!("blake3".parse::<InputScheme>().is_err());
     }
 
     #[test]
