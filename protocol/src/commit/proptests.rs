@@ -97,3 +97,12 @@ fn stream_errors_are_structured() {
     let c = MatrixI32::zeros(5, 3).unwrap();
     assert_eq!(builder.finish().unwrap(), c_tree(&tiling, &c).unwrap());
 }
+
+#[test]
+fn transpose_8x8_transposes() {
+    let mut words: [u64; 8] = std::array::from_fn(|r| u64::from_le_bytes(std::array::from_fn(|c| (16 * r + c) as u8)));
+    super::sha256_inputs::transpose_8x8(&mut words);
+    for (c, word) in words.iter().enumerate() {
+        assert_eq!(word.to_le_bytes(), std::array::from_fn::<u8, 8, _>(|r| (16 * r + c) as u8));
+    }
+}

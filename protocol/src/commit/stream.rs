@@ -72,7 +72,7 @@ impl CTreeBuilder {
     /// straight from `values`; a row block's first rows wait in the builder for its last.
     pub fn push_rows(&mut self, first_row: usize, values: &[i32]) -> Result<(), CommitStreamError> {
         let (m, n, tm) = (self.tiling.m, self.tiling.n, self.tiling.shape.tm);
-        if values.len() % n != 0 {
+        if !values.len().is_multiple_of(n) {
             return Err(CommitStreamError::PartialRow { values: values.len(), cols: n });
         }
         if first_row != self.rows_pushed {
