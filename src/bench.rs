@@ -31,13 +31,24 @@ pub enum BenchKind {
     Gemm,
     /// Freivalds check (2 rounds) against the GEMM it verifies and a plain read of the bytes.
     Freivalds,
-    /// Commitments R_A, R_B (Poseidon) and R_C (SHA-256 Merkle), tile 4x4, kc = n.
+    /// Commitments: without `--scheme`, R_A, R_B (Poseidon) and R_C (SHA-256 Merkle) at tile
+    /// 4x4, kc = n; with `--scheme c` R_C alone at `--tile` (fast path, streamed, reference),
+    /// with `--scheme sha256-inputs` R_A, R_B of the `sha256` input scheme at `--tile`.
     Commit,
     /// Groth16 tile proofs for `--tile TMxTN --k K`: setup, prove, verify, batch verify.
     Prove,
     /// One whole job over loopback gRPC (node, sidecar, consumer), one JSON line per phase:
     /// `--n N --mode full --samples S` (`src/bench_job.rs`).
     Job,
+}
+
+/// Which commitment `bench commit --scheme` measures.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CommitScheme {
+    /// `R_C` over C = A·B in `--tile` tiles.
+    C,
+    /// `R_A`, `R_B` of the `sha256` input scheme in `--tile` blocks.
+    Sha256Inputs,
 }
 
 /// Which backend `bench` runs on (`--backend`).
@@ -99,17 +110,31 @@ pub fn plain_sum(a: &MatrixI8, b: &MatrixI8, c: &MatrixI32) -> i64 {
     sum_i8(a.as_slice()) + sum_i8(b.as_slice()) + sum_c
 }
 
-pub fn run(
-    what: BenchKind,
-    n: usize,
-    runs: usize,
-    json_output: bool,
-    tile: &str,
-    k: usize,
-    backend: BackendChoice,
-) -> Result<ExitCode> {
-    let record =
-        if what == BenchKind::Prove { bench_prove(tile, k, runs)? } else { bench_data(what, n, runs, backend, tile)? };
+/// The options of `matproof bench`.
+pub struct BenchArgs<'a> {
+    /// Square size.
+    pub n: usize,
+    /// Timed runs.
+    pub runs: usize,
+    /// One JSON object per line.
+    pub json_output: bool,
+    /// Tile shape `TMxTN`.
+    pub tile: &'a str,
+    /// Circuit depth (bench prove).
+    pub k: usize,
+    /// GEMM backend.
+    pub backend: BackendChoice,
+    /// Commitment scheme (bench commit).
+    pub scheme: Option<CommitScheme>,
+}
+
+pub fn run(what: BenchKind, args: &BenchArgs<'_>) -> Result<ExitCode> {
+    let BenchArgs { n, runs, json_output, tile, k, backend, scheme } = *args;
+    let record = match (what, scheme) {
+        (BenchKind::Prove, _) => bench_prove(tile, k, runs)?,
+        (BenchKind::Commit, Some(scheme)) => crate::bench_commit::run(scheme, n, runs, tile)?,
+        _ => bench_data(what, n, runs, backend, tile)?,
+    };
     if json_output {
         println!("{record}");
     } else {

@@ -4,6 +4,7 @@
 
 mod audit;
 mod bench;
+mod bench_commit;
 mod bench_job;
 mod commands;
 mod demo;
@@ -163,6 +164,9 @@ enum Command {
         /// Key directory (bench job with --samples > 0), from `matproof setup --tile .. --k N`.
         #[arg(long)]
         keys: Option<std::path::PathBuf>,
+        /// bench commit: `c` (R_C at --tile) or `sha256-inputs` (R_A, R_B of the sha256 scheme).
+        #[arg(long, value_enum)]
+        scheme: Option<bench::CommitScheme>,
     },
 }
 
@@ -200,8 +204,9 @@ fn main() -> ExitCode {
             let gemm_runs = (runs as usize).min(3);
             bench_job::run(&bench_job::JobBench { n, mode, samples, tile, keys, gemm_runs })
         }
-        Command::Bench { what, n, runs, json, tile, k, backend, .. } => {
-            bench::run(what, n, runs as usize, json, &tile, k, backend)
+        Command::Bench { what, n, runs, json, tile, k, backend, scheme, .. } => {
+            let args = bench::BenchArgs { n, runs: runs as usize, json_output: json, tile: &tile, k, backend, scheme };
+            bench::run(what, &args)
         }
         Command::Gpu { command } => gpu::run(command),
     };

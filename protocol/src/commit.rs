@@ -3,7 +3,14 @@
 //! - `R_C`: RFC 9162 root over leaves `"matproof/v1/c" ‖ u64le(I) ‖ u64le(J) ‖ tile bytes`,
 //!   tiles in row-major order.
 //! - `R_A` (`R_B`): RFC 9162 root over the 32-byte little-endian encodings of the Poseidon
-//!   digests `d_A(I)` (`d_B(J)`), in block order.
+//!   digests `d_A(I)` (`d_B(J)`), in block order; or, in the `sha256` input scheme, over the
+//!   leaves `"matproof/v1/a" ‖ u64le(I) ‖ A_I bytes` (`…/b`, `J`, `B_J`): [`a_sha256_tree`],
+//!   [`b_sha256_tree`].
+//!
+//! `R_C` is hashed straight from C's rows (one leaf buffer per parallel task, tiles in
+//! parallel, the tree's levels in parallel): [`c_tree`] over a whole matrix, [`CTreeBuilder`]
+//! over rows as they arrive. [`c_leaf_hashes_reference`] is the plain per-tile version both
+//! are tested against.
 
 use ark_bn254::Fr;
 use rayon::prelude::*;
@@ -12,15 +19,24 @@ use crate::matrix::{MatrixI8, MatrixI32};
 use crate::merkle::{Digest, MerkleRoot, MerkleTree, leaf_hash_parts};
 use crate::poseidon::{BlockKind, block_digests, fr_to_bytes};
 use crate::spec::InputScheme;
-use crate::tiling::{Tiling, TilingError};
+use crate::tiling::{Tiling, TilingError, tile_bytes};
+
+mod leaves;
+mod sha256_inputs;
+mod stream;
+
+pub use sha256_inputs::{
+    A_SHA256_LEAF_PREFIX, B_SHA256_LEAF_PREFIX, a_sha256_leaf_hash, a_sha256_leaf_hashes, a_sha256_tree,
+    a_sha256_tree_reference, b_sha256_leaf_hash, b_sha256_leaf_hashes, b_sha256_tree, b_sha256_tree_reference,
+};
+pub use stream::{CTreeBuilder, CommitStreamError};
 
 /// Prefix of every C leaf.
 pub const C_LEAF_PREFIX: &[u8] = b"matproof/v1/c";
 
 /// The leaf hash of C tile `(I, J)` given its entries (row-major, zero-padded).
 pub fn c_leaf_hash(row_block: u64, col_block: u64, tile: &[i32]) -> Digest {
-    let bytes: Vec<u8> = tile.iter().flat_map(|v| v.to_le_bytes()).collect();
-    c_leaf_hash_bytes(row_block, col_block, &bytes)
+    leaves::LeafBuffer::new(tile.len()).hash_entries(row_block, col_block, tile)
 }
 
 /// The leaf hash of C tile `(I, J)` given its little-endian bytes.
@@ -28,8 +44,29 @@ pub fn c_leaf_hash_bytes(row_block: u64, col_block: u64, tile_bytes: &[u8]) -> D
     leaf_hash_parts(&[C_LEAF_PREFIX, &row_block.to_le_bytes(), &col_block.to_le_bytes(), tile_bytes])
 }
 
-/// Leaf hashes of every C tile, row-major over tiles, computed in parallel.
+/// Leaf hashes of every C tile, row-major over tiles, hashed straight from C's rows in
+/// parallel.
 pub fn c_leaf_hashes(tiling: &Tiling, c: &MatrixI32) -> Result<Vec<Digest>, TilingError> {
+    check_c(tiling, c)?;
+    let mut out = vec![[0u8; 32]; tiling.tile_count()];
+    leaves::hash_row_blocks(tiling, 0, c.as_slice(), &mut out);
+    Ok(out)
+}
+
+/// [`c_leaf_hashes`] written plainly, one tile at a time: each tile copied out by
+/// [`Tiling::c_tile`], converted to bytes, then hashed. The reference for the fast paths.
+pub fn c_leaf_hashes_reference(tiling: &Tiling, c: &MatrixI32) -> Result<Vec<Digest>, TilingError> {
+    check_c(tiling, c)?;
+    (0..tiling.tile_count())
+        .into_par_iter()
+        .map(|index| {
+            let (i, j) = tiling.tile_coords(index)?;
+            Ok(c_leaf_hash_bytes(i as u64, j as u64, &tile_bytes(&tiling.c_tile(c, i, j)?)))
+        })
+        .collect()
+}
+
+fn check_c(tiling: &Tiling, c: &MatrixI32) -> Result<(), TilingError> {
     if c.rows() != tiling.m || c.cols() != tiling.n {
         return Err(TilingError::MatrixShape {
             what: "C",
@@ -39,13 +76,7 @@ pub fn c_leaf_hashes(tiling: &Tiling, c: &MatrixI32) -> Result<Vec<Digest>, Tili
             expected_cols: tiling.n,
         });
     }
-    (0..tiling.tile_count())
-        .into_par_iter()
-        .map(|index| {
-            let (i, j) = tiling.tile_coords(index)?;
-            Ok(c_leaf_hash(i as u64, j as u64, &tiling.c_tile(c, i, j)?))
-        })
-        .collect()
+    Ok(())
 }
 
 /// The Merkle tree behind `R_C`.
@@ -114,45 +145,6 @@ pub fn input_roots(
         || b_input_tree(scheme, tiling, b).map(|t| t.root()),
     );
     Ok((r_a?, r_b?))
-}
-
-/// Prefix of every A leaf under the `sha256` input scheme.
-pub const A_SHA256_LEAF_PREFIX: &[u8] = b"matproof/v1/a";
-/// Prefix of every B leaf under the `sha256` input scheme.
-pub const B_SHA256_LEAF_PREFIX: &[u8] = b"matproof/v1/b";
-
-fn i8_bytes(block: &[i8]) -> Vec<u8> {
-    block.iter().map(|v| *v as u8).collect()
-}
-
-/// The `sha256`-scheme leaf hash of A row block `I` (its `tm·kc` bytes, row by row).
-pub fn a_sha256_leaf_hash(row_block: u64, block: &[i8]) -> Digest {
-    leaf_hash_parts(&[A_SHA256_LEAF_PREFIX, &row_block.to_le_bytes(), &i8_bytes(block)])
-}
-
-/// The `sha256`-scheme leaf hash of B column block `J` (its `kc·tn` bytes, column by column).
-pub fn b_sha256_leaf_hash(col_block: u64, block: &[i8]) -> Digest {
-    leaf_hash_parts(&[B_SHA256_LEAF_PREFIX, &col_block.to_le_bytes(), &i8_bytes(block)])
-}
-
-/// The `sha256`-scheme tree behind `R_A`.
-pub fn a_sha256_tree(tiling: &Tiling, a: &MatrixI8) -> Result<MerkleTree, TilingError> {
-    check_operand("A", a, tiling.m, tiling.k)?;
-    let leaves: Result<Vec<Digest>, TilingError> = (0..tiling.row_blocks())
-        .into_par_iter()
-        .map(|i| Ok(a_sha256_leaf_hash(i as u64, &tiling.a_block(a, i)?)))
-        .collect();
-    Ok(MerkleTree::from_leaf_hashes(leaves?))
-}
-
-/// The `sha256`-scheme tree behind `R_B`.
-pub fn b_sha256_tree(tiling: &Tiling, b: &MatrixI8) -> Result<MerkleTree, TilingError> {
-    check_operand("B", b, tiling.k, tiling.n)?;
-    let leaves: Result<Vec<Digest>, TilingError> = (0..tiling.col_blocks())
-        .into_par_iter()
-        .map(|j| Ok(b_sha256_leaf_hash(j as u64, &tiling.b_block(b, j)?)))
-        .collect();
-    Ok(MerkleTree::from_leaf_hashes(leaves?))
 }
 
 /// The three roots of a job.
@@ -248,3 +240,6 @@ mod tests {
         assert!(c_leaf_hashes(&tiling, &c).is_err());
     }
 }
+
+#[cfg(test)]
+mod proptests;
