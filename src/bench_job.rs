@@ -128,7 +128,8 @@ pub fn run(bench: &JobBench) -> Result<ExitCode> {
     let total_s = total.elapsed().as_secs_f64();
     let phases = log.take();
     for p in &phases {
-        let line = json!({ "phase": p.name, "seconds": p.seconds, "bytes": p.bytes, "ratio_to_gemm": p.seconds / gemm_s });
+        let line =
+            json!({ "phase": p.name, "seconds": p.seconds, "bytes": p.bytes, "ratio_to_gemm": p.seconds / gemm_s });
         println!("{line}");
     }
     println!("{}", goals(&phases, gemm_s, total_s, approved && c_ok));
@@ -137,9 +138,8 @@ pub fn run(bench: &JobBench) -> Result<ExitCode> {
 
 /// The three goals of `docs/benchmarks.md` as sums of phases, each against the GEMM.
 fn goals(phases: &[PhaseRecord], gemm_s: f64, total_s: f64, checked: bool) -> serde_json::Value {
-    let sum = |names: &[&str]| -> f64 {
-        phases.iter().filter(|p| names.contains(&p.name.as_str())).map(|p| p.seconds).sum()
-    };
+    let sum =
+        |names: &[&str]| -> f64 { phases.iter().filter(|p| names.contains(&p.name.as_str())).map(|p| p.seconds).sum() };
     // Streaming C to the verifier is what Respond takes beyond the verifier's own work.
     let respond = sum(&["provider.respond_until_verdict"]);
     let verifier_after_stream = sum(&["verifier.judge", "verifier.record"]);
@@ -182,16 +182,17 @@ fn bench_keys(bench: &JobBench, shape: CircuitShape) -> Result<(Vec<matproof_cir
 }
 
 /// Node, sidecar, consumer: one job. Returns (approved, C received and checked).
-async fn one_job(bench: &JobBench, shape: CircuitShape, inputs: matproof_protocol::session::SharedInputs) -> Result<(bool, bool)> {
+async fn one_job(
+    bench: &JobBench,
+    shape: CircuitShape,
+    inputs: matproof_protocol::session::SharedInputs,
+) -> Result<(bool, bool)> {
     let (proving_keys, vk_hash) = bench_keys(bench, shape)?;
     let verifying_keys = proving_keys.iter().map(|k| k.verifying_key().clone()).collect();
     let dir = tempfile::tempdir()?;
     let (consumer, provider) = (Identity::generate()?, Identity::generate()?);
-    let limits = NodeLimits {
-        rpc_timeout: Duration::from_secs(3600),
-        max_stored_bytes: u64::MAX,
-        ..NodeLimits::default()
-    };
+    let limits =
+        NodeLimits { rpc_timeout: Duration::from_secs(3600), max_stored_bytes: u64::MAX, ..NodeLimits::default() };
     let node = matproof_verifier::service::start(NodeConfig {
         listen: "127.0.0.1:0".parse()?,
         database_url: format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display()),

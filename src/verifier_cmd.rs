@@ -29,15 +29,10 @@ pub fn serve(
             .iter()
             .map(|k| format!("{}x{} kc {} (vk_hash {})", k.shape.tm, k.shape.tn, k.shape.kc, hex::encode(k.hash())))
             .collect();
-        let node = start(NodeConfig {
-            listen,
-            database_url: database_url.to_string(),
-            identity,
-            verifying_keys,
-            limits,
-        })
-        .await
-        .context("starting the verifier node")?;
+        let node =
+            start(NodeConfig { listen, database_url: database_url.to_string(), identity, verifying_keys, limits })
+                .await
+                .context("starting the verifier node")?;
         println!("verifier node listening on {}", node.url());
         println!("verifier public key: {}", hex::encode(node.verifier_key().0));
         for shape in &shapes {

@@ -242,7 +242,8 @@ fn verifier_serve_fund_prover_run_and_sidecar() {
     let read_i8 = |name: &str| {
         matproof_protocol::npy::read_matrix::<i8, _>(&mut std::fs::File::open(root.join(name)).unwrap()).unwrap()
     };
-    let c = matproof_protocol::npy::read_matrix::<i32, _>(&mut std::fs::File::open(root.join("c.npy")).unwrap()).unwrap();
+    let c =
+        matproof_protocol::npy::read_matrix::<i32, _>(&mut std::fs::File::open(root.join("c.npy")).unwrap()).unwrap();
     let expected = matproof_protocol::matrix::naive_product(&read_i8("a.npy"), &read_i8("b.npy")).unwrap();
     assert_eq!(c.as_slice(), expected.as_slice());
     let job2 = field(&opened, "job_id:");

@@ -292,7 +292,9 @@ async fn a_receipt_without_tile_proofs_is_audited_with_data_only() {
     };
     let without = tokio::task::spawn_blocking(move || (audit(false), audit(true))).await.unwrap();
     let (without, with) = without;
-    let text = |o: &std::process::Output| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let text = |o: &std::process::Output| {
+        format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    };
     assert_eq!(without.status.code(), Some(2), "{}", text(&without));
     assert!(text(&without).contains("cannot re-check C"), "{}", text(&without));
     assert_eq!(with.status.code(), Some(0), "{}", text(&with));

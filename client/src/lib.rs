@@ -37,12 +37,12 @@ use matproof_protocol::freivalds::{self, Dims};
 use matproof_protocol::identity::{Identity, PublicKey, Signature};
 use matproof_protocol::ids::{MerkleRoot, Seed, VkHash};
 use matproof_protocol::matrix::{MatrixI8, MatrixI32};
-use matproof_protocol::spec::InputScheme;
-use matproof_protocol::transcript::Challenge;
 use matproof_protocol::npy::write_matrix;
 use matproof_protocol::session::sign_spec;
+use matproof_protocol::spec::InputScheme;
 use matproof_protocol::spec::{JobSpec, Policy};
 use matproof_protocol::tiling::{CircuitShape, Tiling};
+use matproof_protocol::transcript::Challenge;
 
 /// Bytes of the random nonce that makes otherwise identical jobs distinct.
 pub const NONCE_BYTES: usize = 16;
@@ -88,9 +88,8 @@ pub fn check_freivalds(
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|source| ClientError::Rng { source })?;
     let values = Challenge { job_id, r_c: MerkleRoot([0; 32]), seed: Seed(seed) };
-    let vectors = values
-        .freivalds_vectors(rounds.max(1), c.cols())
-        .map_err(|source| ClientError::FreivaldsVectors { source })?;
+    let vectors =
+        values.freivalds_vectors(rounds.max(1), c.cols()).map_err(|source| ClientError::FreivaldsVectors { source })?;
     let dims = Dims { m: a.rows(), k: a.cols(), n: b.cols() };
     freivalds::check(a.as_slice(), b.as_slice(), c.as_slice(), dims, &vectors)
         .map_err(|source| ClientError::Freivalds { job_id, source })

@@ -92,8 +92,7 @@ pub async fn submit_job(
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let upload = tokio_stream::iter(UploadWriter::new(spec, signature, Some(inputs.clone())));
-    let mut replies =
-        client.submit_job(upload).await.map_err(refused("prover sidecar", "SubmitJob"))?.into_inner();
+    let mut replies = client.submit_job(upload).await.map_err(refused("prover sidecar", "SubmitJob"))?.into_inner();
     let mut reader = ResultReader::new(spec);
     let job_id = spec.job_id();
     let result_error = |source| ClientError::Result { job_id, source };
@@ -117,10 +116,11 @@ pub async fn submit_job(
     // The result check (R_C over the received C) is CPU-bound: on a blocking thread.
     let start = std::time::Instant::now();
     let bytes = 4 * spec.m.saturating_mul(spec.n);
-    let checked = tokio::task::spawn_blocking(move || reader.finish().inspect(|_| phase("consumer.result_check", start, bytes)))
-        .await
-        .map_err(|e| ClientError::Worker { reason: e.to_string() })?
-        .map_err(result_error)?;
+    let checked =
+        tokio::task::spawn_blocking(move || reader.finish().inspect(|_| phase("consumer.result_check", start, bytes)))
+            .await
+            .map_err(|e| ClientError::Worker { reason: e.to_string() })?
+            .map_err(result_error)?;
     Ok(SubmittedJob { job_id, approved: checked.c.is_some(), receipt: checked.receipt_wire, c: checked.c })
 }
 

@@ -163,13 +163,16 @@ pub fn execute(
     let dims = freivalds::Dims { m: tiling.m, k: tiling.k, n: tiling.n };
     freivalds::check(a.as_slice(), b.as_slice(), c.as_slice(), dims, self_check_vectors)?;
     spot_check_leaves(backend, tiling, &c, &leaves, self_check_vectors)?;
-    matproof_protocol::phase::phase("provider.self_check", start, (a.as_slice().len() + b.as_slice().len() + 4 * c.as_slice().len()) as u64);
+    matproof_protocol::phase::phase(
+        "provider.self_check",
+        start,
+        (a.as_slice().len() + b.as_slice().len() + 4 * c.as_slice().len()) as u64,
+    );
     let start = std::time::Instant::now();
     let c_tree = MerkleTree::from_leaf_hashes(leaves);
     matproof_protocol::phase::phase("provider.c_tree", start, 0);
     Ok(Execution { c_tree, c })
 }
-
 
 /// Recomputes the first, the last and [`LEAF_SPOT_CHECKS`] other leaves of `leaves` on the
 /// CPU from `c`, at positions drawn from `entropy` (the caller's CSPRNG vectors, so a device

@@ -2,11 +2,11 @@
 
 use matproof_circuits::{ProveError, TileProvingKey, TileWitness, prove_tiles};
 use matproof_protocol::commit::{a_digests, a_sha256_tree, b_digests, b_sha256_tree, digest_tree};
-use matproof_protocol::spec::InputScheme;
 use matproof_protocol::matrix::MatrixI8;
 use matproof_protocol::merkle::{MerkleError, MerkleTree};
 use matproof_protocol::opening::TileOpening;
 use matproof_protocol::poseidon::fr_to_bytes;
+use matproof_protocol::spec::InputScheme;
 use matproof_protocol::tiling::{Tiling, TilingError};
 use matproof_protocol::transcript::{Challenge, TranscriptError};
 

@@ -132,8 +132,13 @@ impl Net {
     }
 
     async fn open(&self, spec: &JobSpec, signature: &Signature, a: &MatrixI8, b: &MatrixI8) -> JobId {
-        let response =
-            self.verifier().await.open_job(tokio_stream::iter(upload(spec, signature, a, b))).await.unwrap().into_inner();
+        let response = self
+            .verifier()
+            .await
+            .open_job(tokio_stream::iter(upload(spec, signature, a, b)))
+            .await
+            .unwrap()
+            .into_inner();
         JobId::try_from(response.job_id.as_slice()).unwrap()
     }
 

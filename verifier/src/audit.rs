@@ -838,7 +838,10 @@ fn check_approval(
     }
     if !spec.needs_proofs() {
         if !receipt.openings.is_empty() {
-            return Err(AuditError::Openings(TileCheckError::OpeningCount { expected: 0, got: receipt.openings.len() }));
+            return Err(AuditError::Openings(TileCheckError::OpeningCount {
+                expected: 0,
+                got: receipt.openings.len(),
+            }));
         }
         checks.push(passed("openings", "none: the job asked for no tile proofs (samples = 0, sha256 input scheme)"));
         return Ok(Decision { verifying_key: None, rejection: None });
@@ -955,8 +958,7 @@ fn report(
         audit_freivalds_exponent: audit_rounds.map(freivalds_error_exponent),
     };
     let rejection_unverifiable = matches!(decision.rejection, Some(RejectionGrounds::NotIndependentlyCheckable { .. }));
-    let approval_unverifiable =
-        verdicts.verdict == Verdict::Approved && !spec.needs_proofs() && audit_rounds.is_none();
+    let approval_unverifiable = verdicts.verdict == Verdict::Approved && !spec.needs_proofs() && audit_rounds.is_none();
     AuditReport {
         job_id,
         r_c: receipt.r_c,

@@ -26,14 +26,14 @@ pub mod result;
 
 pub use commit::{SignedCommit, read_challenge, read_verdict};
 pub use open::{
-    InputsReader, Operand, SharedInputs, UPLOAD_CHUNK_BYTES, UploadHead, UploadWriter, read_signed_spec, read_upload_head,
-    sign_spec, verify_spec_signature,
+    InputsReader, Operand, SharedInputs, UPLOAD_CHUNK_BYTES, UploadHead, UploadWriter, read_signed_spec,
+    read_upload_head, sign_spec, verify_spec_signature,
 };
-pub use result::{CheckedResult, ResultReader, ResultWriter};
 pub use respond::{
     AuthenticatedResponse, RESPONSE_CHUNK_BYTES, ReadProgress, ResponseExpectation, ResponseReader, ResponseWriter,
     chunk_job_id, response_budget, rows_per_chunk,
 };
+pub use result::{CheckedResult, ResultReader, ResultWriter};
 
 use crate::identity::SignatureError;
 use crate::wire::WireError;

@@ -210,7 +210,8 @@ impl InputsReader {
     pub fn finish(self) -> Result<(MatrixI8, MatrixI8), SessionError> {
         if !self.is_complete() {
             let [(m, _), (k, _)] = self.dims;
-            let reason = format!("the upload ended after {} of {m} rows of A and {} of {k} of B", self.rows[0], self.rows[1]);
+            let reason =
+                format!("the upload ended after {} of {m} rows of A and {} of {k} of B", self.rows[0], self.rows[1]);
             return Err(SessionError::invalid("rows", reason));
         }
         let [a, b] = self.data;

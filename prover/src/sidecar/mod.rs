@@ -31,16 +31,16 @@ use std::sync::Arc;
 use matproof_circuits::TileProvingKey;
 use matproof_protocol::identity::{Identity, PublicKey};
 use matproof_protocol::limits::MAX_MESSAGE_BYTES;
+use matproof_protocol::matrix::MatrixI8;
+use matproof_protocol::receipt::Verdict;
 use matproof_protocol::session;
+use matproof_protocol::session::ResultWriter;
+use matproof_protocol::wire::WireError;
 use matproof_protocol::wire::pb;
 use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinHandle;
-use tonic::transport::server::TcpIncoming;
-use matproof_protocol::matrix::MatrixI8;
-use matproof_protocol::receipt::Verdict;
-use matproof_protocol::session::ResultWriter;
-use matproof_protocol::wire::WireError;
 use tokio_stream::{Stream, StreamExt};
+use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::respond::CommittedJob;
@@ -219,10 +219,7 @@ fn release_after(
 impl pb::prover_sidecar_server::ProverSidecar for SidecarService {
     type SubmitJobStream = ResultStream;
 
-    async fn submit_job(
-        &self,
-        request: Request<Streaming<pb::JobUpload>>,
-    ) -> Result<Response<ResultStream>, Status> {
+    async fn submit_job(&self, request: Request<Streaming<pb::JobUpload>>) -> Result<Response<ResultStream>, Status> {
         Ok(Response::new(self.submit(request.into_inner()).await?))
     }
 }
