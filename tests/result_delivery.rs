@@ -300,3 +300,19 @@ async fn a_receipt_without_tile_proofs_is_audited_with_data_only() {
     assert_eq!(with.status.code(), Some(0), "{}", text(&with));
     assert!(text(&with).contains("audit: ok"), "{}", text(&with));
 }
+
+/// A node settles on its own verdict: a job whose policy needs two approvals is refused at
+/// `OpenJob` (nothing escrowed) instead of being paid on one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quorum_above_one_is_refused_at_open() {
+    let net = Net::start(NodeLimits::default()).await;
+    let mut terms = net.terms();
+    terms.policy.quorum = 2;
+    let data = inputs(19);
+    let (spec, signature) = consumer_spec(&net.consumer, &terms, &data.0, &data.1).unwrap();
+    let error = open_job(&net.node.url(), &spec, &signature, &data).await.expect_err("quorum 2 on one node");
+    let ClientError::Refused { status, .. } = &error else { panic!("{error}") };
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{error}");
+    assert!(status.message().contains("quorum"), "{error}");
+    assert_eq!(net.node.ledger().balance(&consumer_account(&net.consumer.public_key())).await.unwrap(), FUNDS);
+}

@@ -124,6 +124,14 @@ impl Node {
         if spec.policy.deadline_unix_ms <= now_unix_ms() {
             return Err(invalid("spec.deadline_unix_ms", "in the past"));
         }
+        // One node's approval can never reach a quorum above 1, and verifier sets are not
+        // supported yet: such a job is refused up front rather than paid below its quorum.
+        if spec.policy.quorum > 1 {
+            return Err(Status::failed_precondition(format!(
+                "spec.policy.quorum is {}: this node settles on its own verdict, so it takes only jobs with quorum 1",
+                spec.policy.quorum
+            )));
+        }
         if spec.price > ledger::MAX_AMOUNT || spec.slash_amount > ledger::MAX_AMOUNT {
             return Err(invalid("spec.price", "amounts must be at most i64::MAX"));
         }
