@@ -79,17 +79,17 @@ pub enum ClientError {
     Result {
         /// The job.
         job_id: JobId,
-        /// Why.
+        /// Why (boxed: the error stays small on the happy path).
         #[source]
-        source: SessionError,
+        source: Box<SessionError>,
     },
     /// The result stream broke after the receipt: `C` did not arrive whole.
     #[error("the result of job {job_id} was cut: {}: {}", code_name(status.code()), status.message())]
     ResultCut {
         /// The job.
         job_id: JobId,
-        /// The transport's status.
-        status: tonic::Status,
+        /// The transport's status (boxed: the error stays small on the happy path).
+        status: Box<tonic::Status>,
     },
     /// The consumer's own Freivalds check of the received `C` failed.
     #[error("job {job_id}: the received C fails the consumer's Freivalds check: {source}")]

@@ -95,7 +95,7 @@ pub async fn submit_job(
     let mut replies = client.submit_job(upload).await.map_err(refused("prover sidecar", "SubmitJob"))?.into_inner();
     let mut reader = ResultReader::new(spec);
     let job_id = spec.job_id();
-    let result_error = |source| ClientError::Result { job_id, source };
+    let result_error = |source| ClientError::Result { job_id, source: Box::new(source) };
     let mut start = None;
     loop {
         let reply = match replies.message().await {
@@ -103,7 +103,7 @@ pub async fn submit_job(
             Ok(None) => break,
             // Before the receipt the job failed; after it, the result stream was cut.
             Err(status) if start.is_none() => return Err(refused("prover sidecar", "SubmitJob")(status)),
-            Err(status) => return Err(ClientError::ResultCut { job_id, status }),
+            Err(status) => return Err(ClientError::ResultCut { job_id, status: Box::new(status) }),
         };
         // The first reply (the receipt) comes once the verdict is in: C streams from then on.
         let start = *start.get_or_insert_with(std::time::Instant::now);
