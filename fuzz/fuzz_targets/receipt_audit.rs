@@ -60,6 +60,7 @@ fn fixture() -> &'static ReceiptFixture {
             vk_hash: vk.hash(),
             policy: Policy {
                 mode: VerificationMode::Full,
+                input_scheme: matproof_protocol::spec::InputScheme::Poseidon,
                 samples: 2,
                 freivalds_rounds: 2,
                 quorum: 1,
