@@ -204,6 +204,8 @@ async fn the_cli_writes_the_result_only_after_it_checked() {
                 .arg(&job)
                 .args(["--sidecar", &proxy, "--out"])
                 .arg(&out_arg)
+                .arg("--receipt")
+                .arg(out_arg.with_extension("receipt"))
                 .output()
                 .unwrap()
         })
