@@ -41,7 +41,7 @@ enum Tamper {
     Nothing,
     /// Adds 1 to the first entry of `C`.
     OneEntry,
-    /// Drops the end (and the last rows): the stream stops early.
+    /// Drops the end: the stream stops before it.
     Cut,
 }
 

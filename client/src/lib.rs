@@ -37,7 +37,6 @@ use matproof_protocol::freivalds::{self, Dims};
 use matproof_protocol::identity::{Identity, PublicKey, Signature};
 use matproof_protocol::ids::{MerkleRoot, Seed, VkHash};
 use matproof_protocol::matrix::{MatrixI8, MatrixI32};
-use matproof_protocol::npy::write_matrix;
 use matproof_protocol::session::sign_spec;
 use matproof_protocol::spec::InputScheme;
 use matproof_protocol::spec::{JobSpec, Policy};
@@ -128,13 +127,6 @@ pub fn consumer_spec(
     spec.validate()?;
     let signature = sign_spec(&spec, consumer);
     Ok((spec, signature))
-}
-
-/// A matrix as `.npy` bytes (what `OpenJob` and `SubmitJob` carry).
-pub fn npy_bytes(matrix: &MatrixI8) -> Vec<u8> {
-    let mut out = Vec::with_capacity(matrix.as_slice().len() + 128);
-    write_matrix(&mut out, matrix).expect("writing into a Vec cannot fail");
-    out
 }
 
 #[cfg(test)]

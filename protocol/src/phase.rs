@@ -11,5 +11,5 @@ pub const PHASE_TARGET: &str = "matproof::phase";
 
 /// Records phase `name`, which began at `start` and covered `bytes`.
 pub fn phase(name: &'static str, start: Instant, bytes: u64) {
-    tracing::debug!(target: "matproof::phase", phase = name, seconds = start.elapsed().as_secs_f64(), bytes);
+    tracing::debug!(target: PHASE_TARGET, phase = name, seconds = start.elapsed().as_secs_f64(), bytes);
 }

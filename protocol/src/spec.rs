@@ -374,23 +374,20 @@ impl JobSpec {
     /// (`vk_hash` all zero); `samples > 0` only with `poseidon`.
     fn validate_scheme(&self) -> Result<(), SpecError> {
         let p = &self.policy;
-        let reason = match (p.samples, p.input_scheme, p.mode) {
-            (0, _, VerificationMode::Succinct) => Some("a succinct job needs at least one sample"),
-            (0, InputScheme::Poseidon, _) => Some("a job without tile proofs uses the sha256 input scheme"),
+        let refused = match (p.samples, p.input_scheme, p.mode) {
+            (0, _, VerificationMode::Succinct) => ("samples", "a succinct job needs at least one sample"),
+            (0, InputScheme::Poseidon, _) => ("samples", "a job without tile proofs uses the sha256 input scheme"),
             (0, InputScheme::Sha256, _) if self.vk_hash != VkHash([0; 32]) => {
-                return Err(SpecError::OutOfRange {
-                    field: "vk_hash",
-                    value: 0,
-                    reason: "a job without tile proofs pins no verifying key: must be all zero",
-                });
+                ("vk_hash", "a job without tile proofs pins no verifying key: must be all zero")
             }
-            (1.., InputScheme::Sha256, _) => Some("tile proofs open Poseidon digests: samples > 0 needs poseidon"),
-            _ => None,
+            (1.., InputScheme::Sha256, _) => {
+                ("samples", "tile proofs open Poseidon digests: samples > 0 needs poseidon")
+            }
+            _ => return Ok(()),
         };
-        match reason {
-            Some(reason) => Err(SpecError::OutOfRange { field: "samples", value: p.samples.into(), reason }),
-            None => Ok(()),
-        }
+        let (field, reason) = refused;
+        let value = if field == "samples" { p.samples.into() } else { 0 };
+        Err(SpecError::OutOfRange { field, value, reason })
     }
 }
 

@@ -175,8 +175,10 @@ impl InputsReader {
 
     /// Takes the next message.
     pub fn push(&mut self, message: pb::JobUpload) -> Result<(), SessionError> {
-        let Some(Part::Rows(rows)) = message.part else {
-            return Err(SessionError::invalid("spec", "a second spec in one upload"));
+        let rows = match message.part {
+            Some(Part::Rows(rows)) => rows,
+            Some(Part::Spec(_)) => return Err(SessionError::invalid("spec", "a second spec in one upload")),
+            None => return Err(SessionError::invalid("part", "missing")),
         };
         let which = match pb::Operand::try_from(rows.operand) {
             Ok(pb::Operand::A) => 0,

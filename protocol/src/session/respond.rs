@@ -195,6 +195,25 @@ pub struct ResponseReader {
     end: Option<Signature>,
 }
 
+/// Checks that `c` holds the next whole rows of an `m × n` `C` of which `rows_received` have
+/// arrived (the rule of every stream of `C`: the response and the result); how many rows.
+pub(super) fn next_c_rows(c: &pb::CRows, rows_received: usize, m: usize, n: usize) -> Result<usize, SessionError> {
+    if c.first_row != rows_received as u64 {
+        return Err(SessionError::invalid("c_rows.first_row", format!("{}, expected {rows_received}", c.first_row)));
+    }
+    if c.values.is_empty() || !c.values.len().is_multiple_of(n.max(1)) {
+        return Err(SessionError::invalid(
+            "c_rows.values",
+            format!("{} values: not whole rows of {n}", c.values.len()),
+        ));
+    }
+    let count = c.values.len() / n.max(1);
+    if rows_received + count > m {
+        return Err(SessionError::invalid("c_rows.values", format!("more than m = {m} rows")));
+    }
+    Ok(count)
+}
+
 /// The job id a chunk names (read before the job is loaded).
 pub fn chunk_job_id(chunk: &pb::RespondChunk) -> Result<JobId, SessionError> {
     Ok(digest_from_wire("job_id", &chunk.job_id)?)
@@ -238,22 +257,7 @@ impl ResponseReader {
         if !self.openings.is_empty() {
             return Err(SessionError::invalid("c_rows", "after an opening"));
         }
-        if c.first_row != self.rows_received as u64 {
-            return Err(SessionError::invalid(
-                "c_rows.first_row",
-                format!("{}, expected {}", c.first_row, self.rows_received),
-            ));
-        }
-        if c.values.is_empty() || !c.values.len().is_multiple_of(n) {
-            return Err(SessionError::invalid(
-                "c_rows.values",
-                format!("{} values: not whole rows of {n}", c.values.len()),
-            ));
-        }
-        let count = c.values.len() / n;
-        if self.rows_received + count > m {
-            return Err(SessionError::invalid("c_rows.values", format!("more than m = {m} rows")));
-        }
+        let count = next_c_rows(&c, self.rows_received, m, n)?;
         self.hasher.rows(&c.values);
         if self.rows.capacity() == 0 {
             // Once, at the job's size (within the limits): C never reallocates as it grows.

@@ -4,9 +4,9 @@
 //! accepts `C` only if it equals the `R_C` of the approved receipt.
 
 use super::SessionError;
-use super::respond::rows_per_chunk;
+use super::respond::{next_c_rows, rows_per_chunk};
 use crate::commit::c_tree;
-use crate::ids::{JobId, MerkleRoot};
+use crate::ids::JobId;
 use crate::matrix::MatrixI32;
 use crate::receipt::{Receipt, Verdict};
 use crate::spec::JobSpec;
@@ -147,18 +147,7 @@ impl ResultReader {
             return Err(SessionError::invalid("c_rows", "before an approving receipt"));
         }
         let (m, n) = (self.spec.m as usize, self.spec.n as usize);
-        if c.first_row != self.rows_received as u64 {
-            let reason = format!("{}, expected {}", c.first_row, self.rows_received);
-            return Err(SessionError::invalid("c_rows.first_row", reason));
-        }
-        if c.values.is_empty() || !c.values.len().is_multiple_of(n.max(1)) {
-            let reason = format!("{} values: not whole rows of {n}", c.values.len());
-            return Err(SessionError::invalid("c_rows.values", reason));
-        }
-        let count = c.values.len() / n.max(1);
-        if self.rows_received + count > m {
-            return Err(SessionError::invalid("c_rows.values", format!("more than m = {m} rows")));
-        }
+        let count = next_c_rows(&c, self.rows_received, m, n)?;
         if self.rows.capacity() == 0 {
             self.rows.reserve_exact(m * n);
         }
@@ -197,12 +186,4 @@ fn received_c(spec: &JobSpec, rows: Vec<i32>) -> Result<MatrixI32, SessionError>
         return Err(SessionError::invalid("c_rows", reason));
     }
     MatrixI32::from_vec(m, n, rows).map_err(|e| SessionError::invalid("c_rows", e.to_string()))
-}
-
-/// The roots a [`SessionError::ResultMismatch`] names, for callers that report them.
-pub fn mismatch_roots(error: &SessionError) -> Option<(JobId, MerkleRoot, MerkleRoot)> {
-    match error {
-        SessionError::ResultMismatch { job_id, received, approved } => Some((*job_id, *received, *approved)),
-        _ => None,
-    }
 }

@@ -440,9 +440,11 @@ impl pb::verifier_server::Verifier for VerifierService {
         let (a, b) = read_inputs(&head, &mut stream).await?;
         phase("verifier.upload", start, head.input_bytes());
         // The check is CPU-bound: on a blocking thread; the matrices come back as bytes.
-        let spec = head.spec.clone();
+        let (spec, start) = (head.spec.clone(), std::time::Instant::now());
         let (a, b) = tokio::task::spawn_blocking(move || {
-            judge::check_inputs(&spec, &a, &b).map(|()| (judge::matrix_bytes(a), judge::matrix_bytes(b)))
+            let checked = judge::check_inputs(&spec, &a, &b);
+            phase("verifier.input_check", start, (a.as_slice().len() + b.as_slice().len()) as u64);
+            checked.map(|()| (judge::matrix_bytes(a), judge::matrix_bytes(b)))
         })
         .await
         .map_err(|_| Status::internal("input check panicked"))?
