@@ -71,7 +71,7 @@ impl ProverSidecar for Proxy {
                     Some(pb::submit_job_reply::Part::CRows(rows)) => Some(rows),
                     _ => None,
                 });
-                rows.expect("an approved job streams C").values[0] += 1;
+                rows.expect("an approved job streams C").values[0] ^= 1;
             }
             Tamper::Cut => {
                 replies.pop();

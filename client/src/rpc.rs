@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use matproof_protocol::identity::Signature;
 use matproof_protocol::ids::JobId;
-use matproof_protocol::limits::MAX_MESSAGE_BYTES;
+use matproof_protocol::limits::{CONNECTION_WINDOW_BYTES, MAX_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
 use matproof_protocol::matrix::MatrixI32;
-use matproof_protocol::phase::phase;
+use matproof_protocol::phase::{phase, phase_took};
 use matproof_protocol::session::{ReadProgress, ResultReader, SharedInputs, UploadWriter};
 use matproof_protocol::spec::{JobSpec, VerificationMode};
 use matproof_protocol::wire::{digest_from_wire, pb};
@@ -27,6 +27,8 @@ pub async fn connect(url: &str) -> Result<Channel, ClientError> {
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(CALL_TIMEOUT)
         .tcp_nodelay(true)
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
         .connect()
         .await
         .map_err(connect_error)
@@ -113,14 +115,17 @@ pub async fn submit_job(
             break;
         }
     }
-    // The result check (R_C over the received C) is CPU-bound: on a blocking thread.
+    // The result check: R_C's leaves were hashed as rows arrived; the rest of the tree and
+    // the comparison are CPU-bound, on a blocking thread.
     let start = std::time::Instant::now();
     let bytes = 4 * spec.m.saturating_mul(spec.n);
-    let checked =
-        tokio::task::spawn_blocking(move || reader.finish().inspect(|_| phase("consumer.result_check", start, bytes)))
-            .await
-            .map_err(|e| ClientError::Worker { reason: e.to_string() })?
-            .map_err(result_error)?;
+    let hashed = reader.hashing_time();
+    let checked = tokio::task::spawn_blocking(move || {
+        reader.finish().inspect(|_| phase_took("consumer.result_check", hashed + start.elapsed(), bytes))
+    })
+    .await
+    .map_err(|e| ClientError::Worker { reason: e.to_string() })?
+    .map_err(result_error)?;
     Ok(SubmittedJob { job_id, approved: checked.c.is_some(), receipt: checked.receipt_wire, c: checked.c })
 }
 

@@ -4,7 +4,7 @@
 //! `provider.gemm`), `seconds`, and the `bytes` the phase covered. At `DEBUG` level: free
 //! unless a subscriber asks for them.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The `tracing` target of phase events.
 pub const PHASE_TARGET: &str = "matproof::phase";
@@ -12,4 +12,10 @@ pub const PHASE_TARGET: &str = "matproof::phase";
 /// Records phase `name`, which began at `start` and covered `bytes`.
 pub fn phase(name: &'static str, start: Instant, bytes: u64) {
     tracing::debug!(target: PHASE_TARGET, phase = name, seconds = start.elapsed().as_secs_f64(), bytes);
+}
+
+/// Records phase `name`, which took `took` in all (a phase spread over many steps, such as
+/// the hashing a reader does as rows arrive) and covered `bytes`.
+pub fn phase_took(name: &'static str, took: Duration, bytes: u64) {
+    tracing::debug!(target: PHASE_TARGET, phase = name, seconds = took.as_secs_f64(), bytes);
 }

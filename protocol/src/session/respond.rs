@@ -24,23 +24,42 @@ use crate::spec::{JobSpec, VerificationMode};
 use crate::wire::{digest_from_wire, pb};
 use pb::respond_chunk::Part;
 
-/// Largest `C` rows message of a full-mode response, in bytes of payload (each `sint32` is
-/// at most 5 bytes on the wire). Whole rows always: a row longer than this goes alone.
+/// Largest `C` rows message of a full-mode response or a result, in bytes of payload (each
+/// entry is 4 bytes, i32le). Whole rows always: a row longer than this goes alone.
 pub const RESPONSE_CHUNK_BYTES: usize = 4 << 20;
+
+/// Bytes of one `C` entry in a `CRows` message (i32 little-endian).
+pub const C_ENTRY_BYTES: usize = 4;
 
 /// Rows of `n` entries per `CRows` chunk so that a chunk stays within
 /// [`RESPONSE_CHUNK_BYTES`] (at least one).
 pub fn rows_per_chunk(n: usize) -> usize {
-    (RESPONSE_CHUNK_BYTES / (5 * n.max(1))).max(1)
+    (RESPONSE_CHUNK_BYTES / (C_ENTRY_BYTES * n.max(1))).max(1)
+}
+
+/// The wire form of whole rows of `C`: each entry as i32le.
+pub fn c_rows_bytes(values: &[i32]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(values.len() * C_ENTRY_BYTES);
+    for value in values {
+        bytes.extend_from_slice(&value.to_le_bytes());
+    }
+    bytes
+}
+
+/// Appends the entries of a `CRows` payload (checked by `next_c_rows`: a whole number of
+/// entries) to `out`.
+pub(super) fn extend_c_values(out: &mut Vec<i32>, bytes: &[u8]) {
+    debug_assert!(bytes.len().is_multiple_of(C_ENTRY_BYTES), "whole entries only");
+    out.extend(bytes.chunks_exact(C_ENTRY_BYTES).map(|e| i32::from_le_bytes([e[0], e[1], e[2], e[3]])));
 }
 
 /// An upper bound on the encoded size of a job's whole `Respond` stream, in bytes.
 pub fn response_budget(spec: &JobSpec) -> u64 {
     let (m, n) = (spec.m, spec.n);
     let tile_entries = (spec.shape.tm as u64).saturating_mul(spec.shape.tn as u64);
-    // A sint32 takes at most 5 bytes; each chunk carries at least one row.
+    // An entry takes 4 bytes; each chunk carries at least one row.
     let rows = match spec.policy.mode {
-        VerificationMode::Full => m.saturating_mul(n).saturating_mul(5).saturating_add(m.saturating_mul(96)),
+        VerificationMode::Full => m.saturating_mul(n).saturating_mul(4).saturating_add(m.saturating_mul(96)),
         VerificationMode::Succinct => 0,
     };
     let path = (MAX_MERKLE_PATH_LEN as u64) * 34 + 32;
@@ -116,7 +135,7 @@ impl ResponseWriter {
         self.hasher.rows(values);
         let first_row = self.rows_written as u64;
         self.rows_written += values.len() / n;
-        self.chunk(Part::CRows(pb::CRows { first_row, values: values.to_vec() }))
+        self.chunk(Part::CRows(pb::CRows { first_row, values: c_rows_bytes(values) }))
     }
 
     /// The next opening, in sample order.
@@ -201,13 +220,14 @@ pub(super) fn next_c_rows(c: &pb::CRows, rows_received: usize, m: usize, n: usiz
     if c.first_row != rows_received as u64 {
         return Err(SessionError::invalid("c_rows.first_row", format!("{}, expected {rows_received}", c.first_row)));
     }
-    if c.values.is_empty() || !c.values.len().is_multiple_of(n.max(1)) {
+    let row_bytes = n.max(1) * C_ENTRY_BYTES;
+    if c.values.is_empty() || !c.values.len().is_multiple_of(row_bytes) {
         return Err(SessionError::invalid(
             "c_rows.values",
-            format!("{} values: not whole rows of {n}", c.values.len()),
+            format!("{} bytes: not whole rows of {n} i32le entries", c.values.len()),
         ));
     }
-    let count = c.values.len() / n.max(1);
+    let count = c.values.len() / row_bytes;
     if rows_received + count > m {
         return Err(SessionError::invalid("c_rows.values", format!("more than m = {m} rows")));
     }
@@ -258,12 +278,13 @@ impl ResponseReader {
             return Err(SessionError::invalid("c_rows", "after an opening"));
         }
         let count = next_c_rows(&c, self.rows_received, m, n)?;
-        self.hasher.rows(&c.values);
         if self.rows.capacity() == 0 {
             // Once, at the job's size (within the limits): C never reallocates as it grows.
             self.rows.reserve_exact(self.expect.c_values() as usize);
         }
-        self.rows.extend_from_slice(&c.values);
+        let start = self.rows.len();
+        extend_c_values(&mut self.rows, &c.values);
+        self.hasher.rows(&self.rows[start..]);
         self.rows_received += count;
         Ok(())
     }

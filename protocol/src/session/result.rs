@@ -3,9 +3,11 @@
 //! in whole rows in order, then the end. The consumer recomputes `R_C` over what arrived and
 //! accepts `C` only if it equals the `R_C` of the approved receipt.
 
+use std::time::{Duration, Instant};
+
 use super::SessionError;
-use super::respond::{next_c_rows, rows_per_chunk};
-use crate::commit::c_tree;
+use super::respond::{c_rows_bytes, extend_c_values, next_c_rows, rows_per_chunk};
+use crate::commit::CTreeBuilder;
 use crate::ids::JobId;
 use crate::matrix::MatrixI32;
 use crate::receipt::{Receipt, Verdict};
@@ -48,7 +50,7 @@ impl<C: AsRef<[i32]>> Iterator for ResultWriter<C> {
             && self.next_row < self.rows_total
         {
             let rows = rows_per_chunk(self.row_len).min(self.rows_total - self.next_row);
-            let values = c.as_ref()[self.next_row * self.row_len..(self.next_row + rows) * self.row_len].to_vec();
+            let values = c_rows_bytes(&c.as_ref()[self.next_row * self.row_len..(self.next_row + rows) * self.row_len]);
             let first_row = self.next_row as u64;
             self.next_row += rows;
             return Some(Self::reply(Part::CRows(pb::CRows { first_row, values })));
@@ -80,6 +82,11 @@ pub struct ResultReader {
     receipt: Option<(Receipt, pb::Receipt)>,
     rows: Vec<i32>,
     rows_received: usize,
+    /// `R_C`'s tree over the rows received so far (hashed as they arrive, so the check
+    /// overlaps the transfer); made with the approving receipt.
+    tree: Option<CTreeBuilder>,
+    /// Time spent hashing rows into `tree` so far.
+    hashing: Duration,
     ended: bool,
 }
 
@@ -89,7 +96,15 @@ pub use super::respond::ReadProgress;
 impl ResultReader {
     /// Starts reading the result of `spec`'s job.
     pub fn new(spec: &JobSpec) -> Self {
-        Self { spec: spec.clone(), receipt: None, rows: Vec::new(), rows_received: 0, ended: false }
+        Self {
+            spec: spec.clone(),
+            receipt: None,
+            rows: Vec::new(),
+            rows_received: 0,
+            tree: None,
+            hashing: Duration::ZERO,
+            ended: false,
+        }
     }
 
     /// The job.
@@ -148,12 +163,25 @@ impl ResultReader {
         }
         let (m, n) = (self.spec.m as usize, self.spec.n as usize);
         let count = next_c_rows(&c, self.rows_received, m, n)?;
-        if self.rows.capacity() == 0 {
+        if self.tree.is_none() {
             self.rows.reserve_exact(m * n);
+            self.tree = Some(CTreeBuilder::new(&self.spec.tiling()?));
         }
-        self.rows.extend_from_slice(&c.values);
+        let start = self.rows.len();
+        extend_c_values(&mut self.rows, &c.values);
+        if let Some(tree) = &mut self.tree {
+            let hashing = Instant::now();
+            tree.push_rows(self.rows_received, &self.rows[start..])
+                .map_err(|e| SessionError::invalid("c_rows", e.to_string()))?;
+            self.hashing += hashing.elapsed();
+        }
         self.rows_received += count;
         Ok(())
+    }
+
+    /// Time spent so far hashing the received rows towards `R_C` (done as they arrive).
+    pub fn hashing_time(&self) -> Duration {
+        self.hashing
     }
 
     /// The checked result: the stream ended; an approved job's `C` arrived whole and its
@@ -171,7 +199,11 @@ impl ResultReader {
             return Ok(CheckedResult { receipt, receipt_wire, c: None });
         }
         let c = received_c(&self.spec, self.rows)?;
-        let received = c_tree(&self.spec.tiling()?, &c).map_err(|e| SessionError::invalid("c_rows", e.to_string()))?;
+        let tree = match self.tree {
+            Some(tree) => tree,
+            None => CTreeBuilder::new(&self.spec.tiling()?),
+        };
+        let received = tree.finish().map_err(|e| SessionError::invalid("c_rows", e.to_string()))?;
         if received.root() != receipt.r_c {
             return Err(SessionError::ResultMismatch { job_id, received: received.root(), approved: receipt.r_c });
         }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use matproof_circuits::TileProvingKey;
 use matproof_protocol::identity::{Identity, PublicKey, Signature, SignatureError};
 use matproof_protocol::ids::{JobId, MerkleRoot, Seed, VkHash};
-use matproof_protocol::limits::MAX_MESSAGE_BYTES;
+use matproof_protocol::limits::{CONNECTION_WINDOW_BYTES, MAX_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
 use matproof_protocol::matrix::MatrixI8;
 use matproof_protocol::opening::TileOpening;
 use matproof_protocol::receipt::{Receipt, SignedChallenge, SignedVerdict};
@@ -427,7 +427,12 @@ pub fn check_submission(
 pub async fn connect_verifier(url: &str) -> Result<pb::verifier_client::VerifierClient<Channel>, SidecarError> {
     let connect_error = |reason: String| SidecarError::Connect { url: url.to_string(), reason };
     let endpoint = Endpoint::from_shared(url.to_string()).map_err(|e| connect_error(e.to_string()))?;
-    let endpoint = endpoint.connect_timeout(Duration::from_secs(10)).timeout(VERIFIER_CALL_TIMEOUT).tcp_nodelay(true);
+    let endpoint = endpoint
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(VERIFIER_CALL_TIMEOUT)
+        .tcp_nodelay(true)
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES);
     let channel = endpoint.connect().await.map_err(|e| {
         connect_error(format!("{e} ({})", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default()))
     })?;
@@ -731,9 +736,9 @@ mod tests {
             assert_eq!(message.job_id, vec![3; 32]);
             let Some(pb::respond_chunk::Part::CRows(chunk)) = &message.part else { panic!("expected rows") };
             assert_eq!(chunk.first_row as usize * n, rows.len());
-            assert_eq!(chunk.values.len() % n, 0);
-            assert!(chunk.values.len() * 5 <= RESPONSE_CHUNK_BYTES);
-            rows.extend_from_slice(&chunk.values);
+            assert_eq!(chunk.values.len() % (4 * n), 0);
+            assert!(chunk.values.len() <= RESPONSE_CHUNK_BYTES);
+            rows.extend(chunk.values.chunks_exact(4).map(|e| i32::from_le_bytes(e.try_into().unwrap())));
         }
         assert_eq!(rows, c.as_slice());
         assert!(matches!(messages.last().unwrap().part, Some(pb::respond_chunk::Part::End(_))));

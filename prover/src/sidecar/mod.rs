@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use matproof_circuits::TileProvingKey;
 use matproof_protocol::identity::{Identity, PublicKey};
-use matproof_protocol::limits::MAX_MESSAGE_BYTES;
+use matproof_protocol::limits::{CONNECTION_WINDOW_BYTES, MAX_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
 use matproof_protocol::matrix::MatrixI8;
 use matproof_protocol::receipt::Verdict;
 use matproof_protocol::session;
@@ -282,13 +282,14 @@ pub async fn start(config: SidecarConfig) -> Result<RunningSidecar, SidecarError
     let server = pb::prover_sidecar_server::ProverSidecarServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let task = tokio::spawn(tonic::transport::Server::builder().serve_with_incoming_shutdown(
-        server,
-        TcpIncoming::from(listener),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let task = tokio::spawn(
+        tonic::transport::Server::builder()
+            .initial_stream_window_size(STREAM_WINDOW_BYTES)
+            .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+            .serve_with_incoming_shutdown(server, TcpIncoming::from(listener), async move {
+                let _ = stopped.await;
+            }),
+    );
     Ok(RunningSidecar { addr, public_key, stop: Some(stop), task })
 }
 
