@@ -132,10 +132,12 @@ impl ResponseWriter {
     pub fn rows(&mut self, values: &[i32]) -> pb::RespondChunk {
         let n = self.expect.row_len.max(1);
         debug_assert_eq!(values.len() % n, 0, "whole rows only");
-        self.hasher.rows(values);
+        // Encoded once: the digest covers exactly the bytes the chunk carries.
+        let bytes = c_rows_bytes(values);
+        self.hasher.row_bytes(&bytes);
         let first_row = self.rows_written as u64;
         self.rows_written += values.len() / n;
-        self.chunk(Part::CRows(pb::CRows { first_row, values: c_rows_bytes(values) }))
+        self.chunk(Part::CRows(pb::CRows { first_row, values: bytes }))
     }
 
     /// The next opening, in sample order.
@@ -282,9 +284,8 @@ impl ResponseReader {
             // Once, at the job's size (within the limits): C never reallocates as it grows.
             self.rows.reserve_exact(self.expect.c_values() as usize);
         }
-        let start = self.rows.len();
+        self.hasher.row_bytes(&c.values);
         extend_c_values(&mut self.rows, &c.values);
-        self.hasher.rows(&self.rows[start..]);
         self.rows_received += count;
         Ok(())
     }

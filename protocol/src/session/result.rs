@@ -163,18 +163,19 @@ impl ResultReader {
         }
         let (m, n) = (self.spec.m as usize, self.spec.n as usize);
         let count = next_c_rows(&c, self.rows_received, m, n)?;
-        if self.tree.is_none() {
-            self.rows.reserve_exact(m * n);
-            self.tree = Some(CTreeBuilder::new(&self.spec.tiling()?));
-        }
+        let tree = match &mut self.tree {
+            Some(tree) => tree,
+            None => {
+                self.rows.reserve_exact(m * n);
+                self.tree.insert(CTreeBuilder::new(&self.spec.tiling()?))
+            }
+        };
         let start = self.rows.len();
         extend_c_values(&mut self.rows, &c.values);
-        if let Some(tree) = &mut self.tree {
-            let hashing = Instant::now();
-            tree.push_rows(self.rows_received, &self.rows[start..])
-                .map_err(|e| SessionError::invalid("c_rows", e.to_string()))?;
-            self.hashing += hashing.elapsed();
-        }
+        let hashing = Instant::now();
+        tree.push_rows(self.rows_received, &self.rows[start..])
+            .map_err(|e| SessionError::invalid("c_rows", e.to_string()))?;
+        self.hashing += hashing.elapsed();
         self.rows_received += count;
         Ok(())
     }
@@ -199,10 +200,8 @@ impl ResultReader {
             return Ok(CheckedResult { receipt, receipt_wire, c: None });
         }
         let c = received_c(&self.spec, self.rows)?;
-        let tree = match self.tree {
-            Some(tree) => tree,
-            None => CTreeBuilder::new(&self.spec.tiling()?),
-        };
+        // `received_c` refused a C with no rows, so the first rows made the tree.
+        let tree = self.tree.ok_or_else(|| SessionError::invalid("c_rows", "no rows of C arrived"))?;
         let received = tree.finish().map_err(|e| SessionError::invalid("c_rows", e.to_string()))?;
         if received.root() != receipt.r_c {
             return Err(SessionError::ResultMismatch { job_id, received: received.root(), approved: receipt.r_c });
