@@ -23,9 +23,57 @@ use tonic::{Request, Response, Status, Streaming};
 use super::accounts::{consumer_account, provider_account};
 use super::judge::{self, Judgement, Response as JudgedResponse};
 use super::settle::SettleError;
-use super::store::{Admission, JobRow, JobState, StoreError};
+use super::store::{Admission, JobRow, JobState, Store, StoreError};
 use super::{Node, now_unix_ms};
 use crate::ledger::{self, LedgerError};
+
+/// A response read whole, with its job and the load of that job's inputs (full mode).
+struct ReadResponse {
+    row: JobRow,
+    response: AuthenticatedResponse,
+    inputs: PendingInputs,
+}
+
+type StoredInputs = Option<(Vec<u8>, Vec<u8>)>;
+
+/// A full-mode job's `A`, `B` being read from the store on a task of their own, started as
+/// the response's first chunk arrives: on SQLite, reading 128 MiB of BLOBs takes about as
+/// long as receiving `C` at n = 8192, so the two overlap. Dropped unawaited (the response
+/// was refused), the load is cancelled.
+struct PendingInputs(Option<tokio::task::JoinHandle<Result<StoredInputs, StoreError>>>);
+
+impl PendingInputs {
+    fn start(store: &Store, row: &JobRow) -> Self {
+        if row.spec.policy.mode != VerificationMode::Full {
+            return Self(None);
+        }
+        let (store, job_id) = (store.clone(), row.job_id);
+        Self(Some(tokio::spawn(async move {
+            let start = std::time::Instant::now();
+            let inputs = store.load_inputs(&job_id).await?;
+            let bytes = inputs.as_ref().map_or(0, |(a, b)| (a.len() + b.len()) as u64);
+            phase("verifier.load_inputs", start, bytes);
+            Ok(inputs)
+        })))
+    }
+
+    /// The inputs (none in succinct mode, or when the store holds none for the job).
+    async fn wait(mut self) -> Result<StoredInputs, Status> {
+        let Some(task) = self.0.take() else { return Ok(None) };
+        let start = std::time::Instant::now();
+        let loaded = task.await.map_err(|_| Status::internal("loading the job's inputs panicked"))?;
+        phase("verifier.await_inputs", start, 0);
+        loaded.map_err(store_status)
+    }
+}
+
+impl Drop for PendingInputs {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
+    }
+}
 
 /// The tonic service: a handle on the node's shared state.
 #[derive(Clone)]
@@ -177,11 +225,12 @@ impl Node {
     }
 
     /// Reads a `Respond` stream through the session's reader; `Ok(Err(verdict))` when the
-    /// job was judged already (its stored verdict answers).
+    /// job was judged already (its stored verdict answers). A full-mode job's inputs are
+    /// read from the store while `C` streams in, not after it.
     async fn read_response(
         &self,
         stream: &mut Streaming<pb::RespondChunk>,
-    ) -> Result<Result<(JobRow, AuthenticatedResponse), pb::SignedVerdict>, Status> {
+    ) -> Result<Result<ReadResponse, pb::SignedVerdict>, Status> {
         let first = stream.next().await.ok_or_else(|| invalid("job_id", "empty stream"))??;
         let job_id = session::chunk_job_id(&first).map_err(session_status)?;
         let row = self.load(&job_id).await?;
@@ -192,6 +241,7 @@ impl Node {
             return Err(Status::failed_precondition("the job has no commitment yet"));
         };
         let mut reader = ResponseReader::new(ResponseExpectation::for_job(&row.spec, r_c));
+        let inputs = PendingInputs::start(&self.store, &row);
         let mut next = Some(first);
         while let Some(chunk) = next.take() {
             if reader.push(chunk).map_err(session_status)? == ReadProgress::Ended {
@@ -199,7 +249,8 @@ impl Node {
             }
             next = stream.next().await.transpose()?;
         }
-        Ok(Ok((row, reader.finish().map_err(session_status)?)))
+        let response = reader.finish().map_err(session_status)?;
+        Ok(Ok(ReadResponse { row, response, inputs }))
     }
 
     /// The checks of an authenticated response (the deadline, then `judge` on a blocking
@@ -208,6 +259,7 @@ impl Node {
         &self,
         row: &JobRow,
         response: AuthenticatedResponse,
+        inputs: PendingInputs,
         arrived: u64,
     ) -> Result<Judgement, Status> {
         let spec = &row.spec;
@@ -226,10 +278,7 @@ impl Node {
             ),
             false => None,
         };
-        let inputs = match spec.policy.mode {
-            VerificationMode::Full => self.store.load_inputs(&row.job_id).await.map_err(store_status)?,
-            VerificationMode::Succinct => None,
-        };
+        let inputs = inputs.wait().await?;
         let challenge = row.challenge.as_ref().ok_or_else(|| Status::internal("no stored challenge"))?;
         let judged = JudgedResponse {
             spec: spec.clone(),
@@ -481,7 +530,7 @@ impl pb::verifier_server::Verifier for VerifierService {
         let node = &self.0;
         let _permit = node.permit().await?;
         let start = std::time::Instant::now();
-        let (row, response) = match node.read_response(&mut request.into_inner()).await? {
+        let ReadResponse { row, response, inputs } = match node.read_response(&mut request.into_inner()).await? {
             Ok(read) => read,
             Err(stored) => return Ok(Response::new(stored)),
         };
@@ -489,7 +538,7 @@ impl pb::verifier_server::Verifier for VerifierService {
         let arrived = now_unix_ms();
         let provider_response = (response.openings.clone(), response.end);
         let start = std::time::Instant::now();
-        let judgement = node.judge_response(&row, response, arrived).await?;
+        let judgement = node.judge_response(&row, response, inputs, arrived).await?;
         phase("verifier.judge", start, 0);
         let start = std::time::Instant::now();
         let verdict = node.record(&row, provider_response, judgement).await.map(Response::new);
