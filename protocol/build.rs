@@ -11,6 +11,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = std::path::PathBuf::from(std::env::var_os("OUT_DIR").ok_or("OUT_DIR is not set")?);
     std::fs::write(out_dir.join("matproof_descriptor.bin"), fds.encode_to_vec())?;
     let grpc = std::env::var_os("CARGO_FEATURE_GRPC").is_some();
-    tonic_prost_build::configure().build_server(grpc).build_client(grpc).compile_fds(fds)?;
+    // The matrix payloads decode as `bytes::Bytes`: a slice of the received buffer, not a
+    // copy of it (one copy of `C` fewer on each side that receives it).
+    tonic_prost_build::configure()
+        .bytes(".matproof.v1.CRows.values")
+        .bytes(".matproof.v1.InputRows.values")
+        .build_server(grpc)
+        .build_client(grpc)
+        .compile_fds(fds)?;
     Ok(())
 }

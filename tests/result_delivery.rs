@@ -71,7 +71,10 @@ impl ProverSidecar for Proxy {
                     Some(pb::submit_job_reply::Part::CRows(rows)) => Some(rows),
                     _ => None,
                 });
-                rows.expect("an approved job streams C").values[0] ^= 1;
+                let rows = rows.expect("an approved job streams C");
+                let mut values = rows.values.to_vec();
+                values[0] ^= 1;
+                rows.values = values.into();
             }
             Tamper::Cut => {
                 replies.pop();

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use matproof_protocol::identity::Signature;
 use matproof_protocol::ids::JobId;
-use matproof_protocol::limits::{CONNECTION_WINDOW_BYTES, MAX_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
+use matproof_protocol::limits::{CONNECTION_WINDOW_BYTES, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
 use matproof_protocol::matrix::MatrixI32;
 use matproof_protocol::phase::{phase, phase_took};
 use matproof_protocol::session::{ReadProgress, ResultReader, SharedInputs, UploadWriter};
@@ -29,6 +29,7 @@ pub async fn connect(url: &str) -> Result<Channel, ClientError> {
         .tcp_nodelay(true)
         .initial_stream_window_size(STREAM_WINDOW_BYTES)
         .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
         .connect()
         .await
         .map_err(connect_error)

@@ -44,6 +44,11 @@ pub const STREAM_WINDOW_BYTES: u32 = 8 * 1024 * 1024;
 /// HTTP/2 flow-control window of one connection (all its streams), in bytes.
 pub const CONNECTION_WINDOW_BYTES: u32 = 32 * 1024 * 1024;
 
+/// Largest HTTP/2 frame a server or client of ours accepts, in bytes (it advertises it in
+/// SETTINGS_MAX_FRAME_SIZE; the default is 16 KiB). A 4 MiB chunk of `C` in 16 KiB frames is
+/// 256 frame headers to write, parse and account for per chunk.
+pub const MAX_FRAME_BYTES: u32 = 1024 * 1024;
+
 /// Largest Merkle inclusion path accepted (a tree of at most `2^64` leaves).
 pub const MAX_MERKLE_PATH_LEN: usize = 64;
 

@@ -309,7 +309,7 @@ async fn refusals_have_the_right_code_and_commit_nothing() {
     assert!(err.message().starts_with("invalid field spec.r_a"), "{}", err.message());
     let mut partial_row = upload(&spec, &signature, &a, &b);
     if let Some(pb::job_upload::Part::Rows(rows)) = partial_row[2].part.as_mut() {
-        rows.values.pop();
+        rows.values.truncate(rows.values.len() - 1);
     }
     let err = net.submit(&spec, partial_row).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);

@@ -125,7 +125,7 @@ async fn a_message_one_byte_over_the_limit_is_refused_and_one_at_the_limit_is_no
     let sized = |size: usize| {
         let mut pad = size;
         loop {
-            let rows = pb::InputRows { operand: pb::Operand::A as i32, first_row: 0, values: vec![0x55; pad] };
+            let rows = pb::InputRows { operand: pb::Operand::A as i32, first_row: 0, values: vec![0x55; pad].into() };
             let message = pb::JobUpload { part: Some(pb::job_upload::Part::Rows(rows)) };
             match message.encoded_len().cmp(&size) {
                 std::cmp::Ordering::Equal => {

@@ -365,7 +365,10 @@ async fn forged_messages_move_nothing() {
         assert_eq!(e.code(), Code::InvalidArgument);
         assert!(e.message().contains("spec.r_a"), "{e}");
         let mut req = job.open_messages();
-        rows_mut(&mut req, 0).values[0] ^= 1;
+        let rows = rows_mut(&mut req, 0);
+        let mut values = rows.values.to_vec();
+        values[0] ^= 1;
+        rows.values = values.into();
         let e = client.open_job(tokio_stream::iter(req)).await.unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument);
         assert!(e.message().contains("rows (A)"), "{e}");

@@ -31,7 +31,7 @@ pub use open::{
 };
 pub use respond::{
     AuthenticatedResponse, RESPONSE_CHUNK_BYTES, ReadProgress, ResponseExpectation, ResponseReader, ResponseWriter,
-    chunk_job_id, response_budget, rows_per_chunk,
+    chunk_job_id, extend_c_values, response_budget, rows_per_chunk,
 };
 pub use result::{CheckedResult, ResultReader, ResultWriter};
 

@@ -48,7 +48,7 @@ pub fn c_rows_bytes(values: &[i32]) -> Vec<u8> {
 
 /// Appends the entries of a `CRows` payload (checked by `next_c_rows`: a whole number of
 /// entries) to `out`.
-pub(super) fn extend_c_values(out: &mut Vec<i32>, bytes: &[u8]) {
+pub fn extend_c_values(out: &mut Vec<i32>, bytes: &[u8]) {
     debug_assert!(bytes.len().is_multiple_of(C_ENTRY_BYTES), "whole entries only");
     out.extend(bytes.chunks_exact(C_ENTRY_BYTES).map(|e| i32::from_le_bytes([e[0], e[1], e[2], e[3]])));
 }
@@ -137,7 +137,7 @@ impl ResponseWriter {
         self.hasher.row_bytes(&bytes);
         let first_row = self.rows_written as u64;
         self.rows_written += values.len() / n;
-        self.chunk(Part::CRows(pb::CRows { first_row, values: bytes }))
+        self.chunk(Part::CRows(pb::CRows { first_row, values: bytes.into() }))
     }
 
     /// The next opening, in sample order.
@@ -415,7 +415,9 @@ mod tests {
         // Changed contents under the same end signature.
         let mut changed = good.clone();
         if let Some(Part::CRows(rows)) = &mut changed[0].part {
-            rows.values[0] ^= 1;
+            let mut values = rows.values.to_vec();
+            values[0] ^= 1;
+            rows.values = values.into();
         }
         assert!(matches!(read(expect, changed), Err(SessionError::Signature { field: "end.provider_signature", .. })));
         // Signed by someone else.

@@ -53,7 +53,7 @@ impl<C: AsRef<[i32]>> Iterator for ResultWriter<C> {
             let values = c_rows_bytes(&c.as_ref()[self.next_row * self.row_len..(self.next_row + rows) * self.row_len]);
             let first_row = self.next_row as u64;
             self.next_row += rows;
-            return Some(Self::reply(Part::CRows(pb::CRows { first_row, values })));
+            return Some(Self::reply(Part::CRows(pb::CRows { first_row, values: values.into() })));
         }
         if self.ended {
             return None;

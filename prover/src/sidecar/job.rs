@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use matproof_circuits::TileProvingKey;
 use matproof_protocol::identity::{Identity, PublicKey, Signature, SignatureError};
 use matproof_protocol::ids::{JobId, MerkleRoot, Seed, VkHash};
-use matproof_protocol::limits::{CONNECTION_WINDOW_BYTES, MAX_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
+use matproof_protocol::limits::{CONNECTION_WINDOW_BYTES, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
 use matproof_protocol::matrix::MatrixI8;
 use matproof_protocol::opening::TileOpening;
 use matproof_protocol::receipt::{Receipt, SignedChallenge, SignedVerdict};
@@ -432,7 +432,8 @@ pub async fn connect_verifier(url: &str) -> Result<pb::verifier_client::Verifier
         .timeout(VERIFIER_CALL_TIMEOUT)
         .tcp_nodelay(true)
         .initial_stream_window_size(STREAM_WINDOW_BYTES)
-        .initial_connection_window_size(CONNECTION_WINDOW_BYTES);
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES);
     let channel = endpoint.connect().await.map_err(|e| {
         connect_error(format!("{e} ({})", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default()))
     })?;

@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use matproof_circuits::TileProvingKey;
 use matproof_protocol::identity::{Identity, PublicKey};
-use matproof_protocol::limits::{CONNECTION_WINDOW_BYTES, MAX_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
+use matproof_protocol::limits::{CONNECTION_WINDOW_BYTES, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
 use matproof_protocol::matrix::MatrixI8;
 use matproof_protocol::receipt::Verdict;
 use matproof_protocol::session;
@@ -286,6 +286,7 @@ pub async fn start(config: SidecarConfig) -> Result<RunningSidecar, SidecarError
         tonic::transport::Server::builder()
             .initial_stream_window_size(STREAM_WINDOW_BYTES)
             .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+            .max_frame_size(MAX_FRAME_BYTES)
             .serve_with_incoming_shutdown(server, TcpIncoming::from(listener), async move {
                 let _ = stopped.await;
             }),

@@ -61,7 +61,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use matproof_circuits::{PinnedVerifyingKey, TileVerifyingKey};
 use matproof_protocol::identity::{Identity, PublicKey};
 use matproof_protocol::ids::VkHash;
-use matproof_protocol::limits::{CONNECTION_WINDOW_BYTES, MAX_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
+use matproof_protocol::limits::{CONNECTION_WINDOW_BYTES, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
 use matproof_protocol::wire::pb;
 use matproof_protocol::wire::pb::verifier_server::VerifierServer;
 use tokio::sync::{Semaphore, oneshot};
@@ -350,6 +350,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let server = tonic::transport::Server::builder()
         .initial_stream_window_size(STREAM_WINDOW_BYTES)
         .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
         .timeout(limits.rpc_timeout)
         .concurrency_limit_per_connection(limits.max_concurrent_rpcs)
         .add_service(health_service)
