@@ -16,7 +16,7 @@ use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
-use crate::api::{self, ApiError, Consumer, JobRequest, OpenedJob};
+use crate::api::{self, ApiError, JobRequest, OpenedJob};
 
 create_exception!(matproof, MatproofError, PyException, "Base class of every error matproof raises.");
 create_exception!(matproof, InputError, MatproofError, "An argument is wrong: dtype, shape, layout, a key or a name.");

@@ -1,11 +1,13 @@
 """Peak RSS (VmHWM) of this process before and after passing 64 MiB int8 arrays to
 matproof: a call that copied an input would raise the peak by its size.
 
-    python python/tests/rss_probe.py [--verifier URL --identity PATH --provider HEX]
+    python python/tests/rss_probe.py commit|copy|open_job [--n 8192] \
+        [--verifier URL --identity PATH --provider HEX]
 
-Prints one JSON object: the arrays' size, and the peak's growth in MiB for `commit`
-(sha256), for a deliberate copy (the control: it must show the copy), and, with a node,
-for `Client.open_job` (full mode: A and B are uploaded from the arrays' buffers).
+One measurement per process (a peak, once raised, hides what follows). Prints one JSON
+object: the arrays' size and the peak's growth in MiB over the call: `commit` (sha256),
+`open_job` (full mode: A and B uploaded from the arrays' buffers; needs a node and a funded
+identity) or `copy` (the control: a deliberate copy of A, which the measure must show).
 """
 
 from __future__ import annotations
@@ -37,23 +39,30 @@ def growth_mib(call) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("measure", choices=["commit", "open_job", "copy"])
+    parser.add_argument("--n", type=int, default=N, help="the matrices' side (default 8192: 64 MiB each)")
     parser.add_argument("--verifier")
     parser.add_argument("--identity")
     parser.add_argument("--provider")
     args = parser.parse_args()
     rng = np.random.default_rng(7)
-    a = rng.integers(-128, 128, (N, N), dtype=np.int8)
-    b = rng.integers(-128, 128, (N, N), dtype=np.int8)
-    # Warm the library (thread pools, runtime) on small data so their start is not counted.
+    a = rng.integers(-128, 128, (args.n, args.n), dtype=np.int8)
+    b = rng.integers(-128, 128, (args.n, args.n), dtype=np.int8)
+    # Warm the library (thread pools, runtime, connection) on small data so their start is
+    # not counted.
     small = np.ones((64, 64), dtype=np.int8)
     matproof.commit(small, small, scheme="sha256")
-    result = {"input_mib": a.nbytes / 2**20, "baseline_hwm_mib": vm_hwm_kib() / 1024}
-    result["commit_growth_mib"] = growth_mib(lambda: matproof.commit(a, b, tile=(4, 4), scheme="sha256"))
-    if args.verifier:
+    client = None
+    if args.measure == "open_job":
         client = matproof.Client(args.verifier, args.identity)
         client.open_job(small, small, provider=args.provider, price=1)
-        result["open_job_growth_mib"] = growth_mib(lambda: client.open_job(a, b, provider=args.provider, price=1))
-    result["control_copy_growth_mib"] = growth_mib(lambda: a.copy()[0, 0])
+    calls = {
+        "commit": lambda: matproof.commit(a, b, tile=(4, 4), scheme="sha256"),
+        "open_job": lambda: client.open_job(a, b, provider=args.provider, price=1),
+        "copy": lambda: a.copy()[0, 0],
+    }
+    result = {"measure": args.measure, "input_mib": a.nbytes / 2**20, "baseline_hwm_mib": vm_hwm_kib() / 1024}
+    result["growth_mib"] = growth_mib(calls[args.measure])
     json.dump(result, sys.stdout)
     print()
 

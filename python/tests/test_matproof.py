@@ -133,18 +133,26 @@ def test_calls_that_fail_raise_typed_errors(client, network, tmp_path):
         poor.open_job(a, b, provider=network.provider_key, price=1)
 
 
-def test_64_mib_inputs_are_not_copied(network):
-    probe = HERE / "rss_probe.py"
+def probe(network, measure: str, n: int = 8192) -> dict:
     done = subprocess.run(
-        [sys.executable, str(probe), "--verifier", network.verifier_url, "--identity", str(network.identity),
-         "--provider", network.provider_key],
+        [sys.executable, str(HERE / "rss_probe.py"), measure, "--n", str(n), "--verifier", network.verifier_url,
+         "--identity", str(network.identity), "--provider", network.provider_key],
         capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     figures = json.loads(done.stdout)
     print(figures)
-    assert figures["input_mib"] == 64
-    # The control shows the measure sees a copy; the calls must stay far below one.
-    assert figures["control_copy_growth_mib"] >= 60, figures
-    assert figures["commit_growth_mib"] < 16, figures
-    assert figures["open_job_growth_mib"] < 16, figures
+    return figures
+
+
+def test_64_mib_inputs_are_not_copied(network):
+    # The control: the measure sees a copy of one 64 MiB input.
+    copy = probe(network, "copy")
+    assert copy["input_mib"] == 64 and copy["growth_mib"] >= 60, copy
+    # Hashing reads the buffers in place: a few MiB of working memory.
+    assert probe(network, "commit")["growth_mib"] < 16
+    # The upload holds a few 4 MiB messages and the transport's buffers, whatever the size of
+    # the inputs: below one input's size, and no larger for 64 MiB inputs than for 16 MiB.
+    upload_64, upload_16 = probe(network, "open_job")["growth_mib"], probe(network, "open_job", 4096)["growth_mib"]
+    assert upload_64 < 48, upload_64
+    assert upload_64 < upload_16 + 12, (upload_64, upload_16)
