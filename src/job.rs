@@ -5,20 +5,19 @@
 //! policy, the price and the identity files of the consumer and the provider. Paths in it are
 //! relative to the file.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use matproof_circuits::{TileProvingKey, TileVerifyingKey};
-use matproof_client::{JobTerms, job_status};
+use matproof_client::{JobOptions, JobTerms, job_status, parse_mode};
 pub use matproof_client::{consumer_spec, open_job, submit_job};
 use matproof_protocol::identity::{Identity, PublicKey, Signature};
 use matproof_protocol::ids::{JobId, VkHash};
 use matproof_protocol::matrix::{MatrixI8, MatrixI32};
-use matproof_protocol::spec::{InputScheme, JobSpec, Policy, VerificationMode};
+use matproof_protocol::spec::{InputScheme, JobSpec};
 use matproof_protocol::tiling::CircuitShape;
 use matproof_protocol::wire::pb;
 use matproof_verifier::service::accounts::{consumer_account, provider_account, stake_account};
@@ -35,32 +34,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 /// Reads a 32-byte identity seed from `path`, or creates one (mode 0600) if the file does
 /// not exist. Returns the identity and whether it was created.
 pub fn load_or_create_identity(path: &Path) -> Result<(Identity, bool)> {
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-                anyhow::anyhow!("identity file {} is {} bytes, expected a 32-byte seed", path.display(), bytes.len())
-            })?;
-            Ok((Identity::from_seed(seed), false))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let identity = Identity::generate()?;
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-            }
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600);
-            }
-            let mut file = options.open(path).with_context(|| format!("creating identity file {}", path.display()))?;
-            file.write_all(&identity.seed())?;
-            file.sync_all()?;
-            Ok((identity, true))
-        }
-        Err(e) => Err(e).with_context(|| format!("reading identity file {}", path.display())),
-    }
+    Ok(matproof_client::load_or_create_identity(path)?)
 }
 
 /// Every key file of one kind (`pk` or `vk`) in `dir`, sorted by name.
@@ -246,27 +220,18 @@ impl LoadedJob {
     /// Commits to `A`, `B` and builds the spec (fresh nonce, deadline from now) signed by the
     /// consumer.
     pub fn signed_spec(&self, vk_hash: VkHash) -> Result<(JobSpec, Signature)> {
-        let mode = match self.file.mode.as_str() {
-            "full" => VerificationMode::Full,
-            "succinct" => VerificationMode::Succinct,
-            other => bail!("mode {other:?}: expected \"full\" or \"succinct\""),
-        };
-        let deadline = SystemTime::now() + Duration::from_secs(self.file.deadline_secs);
-        let deadline_unix_ms = deadline.duration_since(UNIX_EPOCH)?.as_millis() as u64;
-        let input_scheme = match (&self.file.input_scheme, self.file.samples) {
-            (Some(name), _) => name.parse::<InputScheme>()?,
-            (None, 0) => InputScheme::Sha256,
-            (None, _) => InputScheme::Poseidon,
-        };
-        let policy = Policy {
+        let mode = parse_mode(&self.file.mode)?;
+        let input_scheme = self.file.input_scheme.as_deref().map(str::parse::<InputScheme>).transpose()?;
+        let options = JobOptions {
             mode,
-            input_scheme,
             samples: self.file.samples,
-            freivalds_rounds: if mode == VerificationMode::Full { self.file.freivalds_rounds } else { 0 },
+            input_scheme,
+            freivalds_rounds: self.file.freivalds_rounds,
             quorum: self.file.quorum,
             target_fraud_ppm: self.file.target_fraud_ppm,
-            deadline_unix_ms,
+            deadline: Duration::from_secs(self.file.deadline_secs),
         };
+        let policy = options.policy(SystemTime::now())?;
         let terms = JobTerms {
             provider: self.provider_key,
             shape: self.shape,

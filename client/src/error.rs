@@ -113,6 +113,15 @@ pub enum ClientError {
         /// Why.
         reason: String,
     },
+    /// A verification mode other than `full` or `succinct`.
+    #[error("mode {given:?}: expected \"full\" or \"succinct\"")]
+    Mode {
+        /// What was given.
+        given: String,
+    },
+    /// The clock is before 1970 or the deadline beyond `u64` milliseconds.
+    #[error("the system clock or the deadline is out of range")]
+    Clock,
     /// An answer is missing a part.
     #[error("the {what} is missing")]
     Missing {

@@ -27,16 +27,23 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod files;
 mod rpc;
+pub mod terms;
 
 pub use error::{ClientError, code_name};
-pub use rpc::{SubmittedJob, connect, fetch_receipt, job_status, open_job, submit_job};
+pub use files::{IdentityFileError, load_or_create_identity};
+pub use rpc::{
+    SubmittedJob, connect, fetch_receipt, job_status, open_job, open_job_borrowed, open_job_upload, submit_job,
+    submit_job_borrowed, submit_job_upload, with_borrowed_upload,
+};
+pub use terms::{JobOptions, input_scheme_for, parse_mode};
 
 use matproof_protocol::commit::input_roots;
 use matproof_protocol::freivalds::{self, Dims};
 use matproof_protocol::identity::{Identity, PublicKey, Signature};
 use matproof_protocol::ids::{MerkleRoot, Seed, VkHash};
-use matproof_protocol::matrix::{MatrixI8, MatrixI32};
+use matproof_protocol::matrix::{MatrixI32, MatrixView};
 use matproof_protocol::session::sign_spec;
 use matproof_protocol::spec::InputScheme;
 use matproof_protocol::spec::{JobSpec, Policy};
@@ -64,11 +71,11 @@ pub struct JobTerms {
 }
 
 /// `R_A`, `R_B` of the consumer's data under `scheme`, computed in parallel.
-pub fn input_commitments(
+pub fn input_commitments<'a, 'b>(
     scheme: InputScheme,
     tiling: &Tiling,
-    a: &MatrixI8,
-    b: &MatrixI8,
+    a: impl Into<MatrixView<'a, i8>>,
+    b: impl Into<MatrixView<'b, i8>>,
 ) -> Result<(MerkleRoot, MerkleRoot), ClientError> {
     Ok(input_roots(scheme, tiling, a, b)?)
 }
@@ -76,13 +83,14 @@ pub fn input_commitments(
 /// The consumer's own Freivalds check of a received `C` against its `A`, `B` (`rounds`
 /// rounds of fresh vectors from the OS CSPRNG: each lets a wrong `C` pass with probability
 /// at most `1/(2^61 − 1)`).
-pub fn check_freivalds(
+pub fn check_freivalds<'a, 'b>(
     spec: &JobSpec,
-    a: &MatrixI8,
-    b: &MatrixI8,
+    a: impl Into<MatrixView<'a, i8>>,
+    b: impl Into<MatrixView<'b, i8>>,
     c: &MatrixI32,
     rounds: usize,
 ) -> Result<(), ClientError> {
+    let (a, b) = (a.into(), b.into());
     let job_id = spec.job_id();
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|source| ClientError::Rng { source })?;
@@ -96,12 +104,13 @@ pub fn check_freivalds(
 
 /// The consumer's side of opening a job: commit to `A`, `B`, fill in the spec (a fresh
 /// random nonce), validate it and sign it.
-pub fn consumer_spec(
+pub fn consumer_spec<'a, 'b>(
     consumer: &Identity,
     terms: &JobTerms,
-    a: &MatrixI8,
-    b: &MatrixI8,
+    a: impl Into<MatrixView<'a, i8>>,
+    b: impl Into<MatrixView<'b, i8>>,
 ) -> Result<(JobSpec, Signature), ClientError> {
+    let (a, b) = (a.into(), b.into());
     if a.cols() != b.rows() {
         return Err(ClientError::Shapes { a_rows: a.rows(), a_cols: a.cols(), b_rows: b.rows(), b_cols: b.cols() });
     }

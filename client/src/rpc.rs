@@ -6,8 +6,9 @@ use matproof_protocol::identity::Signature;
 use matproof_protocol::ids::JobId;
 use matproof_protocol::limits::{CONNECTION_WINDOW_BYTES, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
 use matproof_protocol::matrix::MatrixI32;
+use matproof_protocol::matrix::MatrixView;
 use matproof_protocol::phase::{phase, phase_took};
-use matproof_protocol::session::{ReadProgress, ResultReader, SharedInputs, UploadWriter};
+use matproof_protocol::session::{BorrowedUploadWriter, ReadProgress, ResultReader, SharedInputs, UploadWriter};
 use matproof_protocol::spec::{JobSpec, VerificationMode};
 use matproof_protocol::wire::{digest_from_wire, pb};
 use tonic::transport::{Channel, Endpoint};
@@ -62,10 +63,74 @@ pub async fn open_job(
     inputs: &SharedInputs,
 ) -> Result<JobId, ClientError> {
     let inputs = (spec.policy.mode == VerificationMode::Full).then(|| inputs.clone());
-    let upload = tokio_stream::iter(UploadWriter::new(spec, signature, inputs));
+    open_job_upload(verifier_url, spec, tokio_stream::iter(UploadWriter::new(spec, signature, inputs))).await
+}
+
+/// `OpenJob` with the upload's messages from `upload` (an [`UploadWriter`] or a
+/// [`BorrowedUploadWriter`] fed through a channel): what [`open_job`] sends.
+pub async fn open_job_upload(
+    verifier_url: &str,
+    spec: &JobSpec,
+    upload: impl tokio_stream::Stream<Item = pb::JobUpload> + Send + 'static,
+) -> Result<JobId, ClientError> {
     let mut client = verifier(connect(verifier_url).await?);
     let response = client.open_job(upload).await.map_err(refused("verifier", "OpenJob"))?.into_inner();
     answered_job("OpenJob answer", &response.job_id, spec.job_id())
+}
+
+/// Messages of a [`BorrowedUploadWriter`] in flight at once: two upload chunks beyond the
+/// one being sent, so borrowed inputs cost at most a few chunks of memory.
+const BORROWED_UPLOAD_QUEUE: usize = 2;
+
+/// Runs `call` on this thread with a `'static` stream of the upload of `spec` and the
+/// borrowed `inputs`, made on a scoped thread as `call` consumes it: gRPC wants an owned
+/// stream, the inputs stay where the caller keeps them. A stream dropped early (a refused
+/// call) stops the writer.
+pub fn with_borrowed_upload<T>(
+    spec: &JobSpec,
+    signature: &Signature,
+    inputs: Option<(MatrixView<'_, i8>, MatrixView<'_, i8>)>,
+    call: impl FnOnce(tokio_stream::wrappers::ReceiverStream<pb::JobUpload>) -> T,
+) -> T {
+    let (sender, receiver) = tokio::sync::mpsc::channel(BORROWED_UPLOAD_QUEUE);
+    let writer = BorrowedUploadWriter::new(spec, signature, inputs);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for message in writer {
+                if sender.blocking_send(message).is_err() {
+                    break;
+                }
+            }
+        });
+        call(tokio_stream::wrappers::ReceiverStream::new(receiver))
+    })
+}
+
+/// [`open_job`] for borrowed inputs, blocking on `runtime` (call it off the runtime's
+/// threads).
+pub fn open_job_borrowed(
+    runtime: &tokio::runtime::Runtime,
+    verifier_url: &str,
+    (spec, signature): (&JobSpec, &Signature),
+    inputs: (MatrixView<'_, i8>, MatrixView<'_, i8>),
+) -> Result<JobId, ClientError> {
+    let inputs = (spec.policy.mode == VerificationMode::Full).then_some(inputs);
+    with_borrowed_upload(spec, signature, inputs, |upload| {
+        runtime.block_on(open_job_upload(verifier_url, spec, upload))
+    })
+}
+
+/// [`submit_job`] for borrowed inputs, blocking on `runtime` (call it off the runtime's
+/// threads).
+pub fn submit_job_borrowed(
+    runtime: &tokio::runtime::Runtime,
+    sidecar_url: &str,
+    (spec, signature): (&JobSpec, &Signature),
+    inputs: (MatrixView<'_, i8>, MatrixView<'_, i8>),
+) -> Result<SubmittedJob, ClientError> {
+    with_borrowed_upload(spec, signature, Some(inputs), |upload| {
+        runtime.block_on(submit_job_upload(sidecar_url, spec, upload))
+    })
 }
 
 /// What a sidecar returns for a job it ran.
@@ -91,10 +156,19 @@ pub async fn submit_job(
     signature: &Signature,
     inputs: &SharedInputs,
 ) -> Result<SubmittedJob, ClientError> {
+    let upload = tokio_stream::iter(UploadWriter::new(spec, signature, Some(inputs.clone())));
+    submit_job_upload(sidecar_url, spec, upload).await
+}
+
+/// `SubmitJob` with the upload's messages from `upload`: what [`submit_job`] does.
+pub async fn submit_job_upload(
+    sidecar_url: &str,
+    spec: &JobSpec,
+    upload: impl tokio_stream::Stream<Item = pb::JobUpload> + Send + 'static,
+) -> Result<SubmittedJob, ClientError> {
     let mut client = pb::prover_sidecar_client::ProverSidecarClient::new(connect(sidecar_url).await?)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let upload = tokio_stream::iter(UploadWriter::new(spec, signature, Some(inputs.clone())));
     let mut replies = client.submit_job(upload).await.map_err(refused("prover sidecar", "SubmitJob"))?.into_inner();
     let mut reader = ResultReader::new(spec);
     let job_id = spec.job_id();

@@ -15,7 +15,7 @@
 use ark_bn254::Fr;
 use rayon::prelude::*;
 
-use crate::matrix::{MatrixI8, MatrixI32};
+use crate::matrix::{MatrixI8, MatrixI32, MatrixView};
 use crate::merkle::{Digest, MerkleRoot, MerkleTree, leaf_hash_parts};
 use crate::poseidon::{BlockKind, block_digests, fr_to_bytes};
 use crate::spec::InputScheme;
@@ -85,20 +85,22 @@ pub fn c_tree(tiling: &Tiling, c: &MatrixI32) -> Result<MerkleTree, TilingError>
 }
 
 /// Poseidon digests `d_A(I)` of every A row block, in parallel.
-pub fn a_digests(tiling: &Tiling, a: &MatrixI8) -> Result<Vec<Fr>, TilingError> {
+pub fn a_digests<'a>(tiling: &Tiling, a: impl Into<MatrixView<'a, i8>>) -> Result<Vec<Fr>, TilingError> {
+    let a = a.into();
     check_operand("A", a, tiling.m, tiling.k)?;
     let shape = tiling.shape;
     block_digests(BlockKind::A, shape.tm, shape.kc, tiling.row_blocks(), |i| tiling.a_block(a, i))
 }
 
 /// Poseidon digests `d_B(J)` of every B column block, in parallel.
-pub fn b_digests(tiling: &Tiling, b: &MatrixI8) -> Result<Vec<Fr>, TilingError> {
+pub fn b_digests<'b>(tiling: &Tiling, b: impl Into<MatrixView<'b, i8>>) -> Result<Vec<Fr>, TilingError> {
+    let b = b.into();
     check_operand("B", b, tiling.k, tiling.n)?;
     let shape = tiling.shape;
     block_digests(BlockKind::B, shape.tn, shape.kc, tiling.col_blocks(), |j| tiling.b_block(b, j))
 }
 
-fn check_operand(what: &'static str, x: &MatrixI8, rows: usize, cols: usize) -> Result<(), TilingError> {
+fn check_operand(what: &'static str, x: MatrixView<'_, i8>, rows: usize, cols: usize) -> Result<(), TilingError> {
     if x.rows() != rows || x.cols() != cols {
         return Err(TilingError::MatrixShape {
             what,
@@ -118,7 +120,11 @@ pub fn digest_tree(digests: &[Fr]) -> MerkleTree {
 }
 
 /// `R_A`'s tree under `scheme` (Poseidon block digests, or SHA-256 leaves of the blocks).
-pub fn a_input_tree(scheme: InputScheme, tiling: &Tiling, a: &MatrixI8) -> Result<MerkleTree, TilingError> {
+pub fn a_input_tree<'a>(
+    scheme: InputScheme,
+    tiling: &Tiling,
+    a: impl Into<MatrixView<'a, i8>>,
+) -> Result<MerkleTree, TilingError> {
     match scheme {
         InputScheme::Poseidon => Ok(digest_tree(&a_digests(tiling, a)?)),
         InputScheme::Sha256 => a_sha256_tree(tiling, a),
@@ -126,7 +132,11 @@ pub fn a_input_tree(scheme: InputScheme, tiling: &Tiling, a: &MatrixI8) -> Resul
 }
 
 /// `R_B`'s tree under `scheme`.
-pub fn b_input_tree(scheme: InputScheme, tiling: &Tiling, b: &MatrixI8) -> Result<MerkleTree, TilingError> {
+pub fn b_input_tree<'b>(
+    scheme: InputScheme,
+    tiling: &Tiling,
+    b: impl Into<MatrixView<'b, i8>>,
+) -> Result<MerkleTree, TilingError> {
     match scheme {
         InputScheme::Poseidon => Ok(digest_tree(&b_digests(tiling, b)?)),
         InputScheme::Sha256 => b_sha256_tree(tiling, b),
@@ -134,12 +144,13 @@ pub fn b_input_tree(scheme: InputScheme, tiling: &Tiling, b: &MatrixI8) -> Resul
 }
 
 /// `R_A`, `R_B` under `scheme`, in parallel.
-pub fn input_roots(
+pub fn input_roots<'a, 'b>(
     scheme: InputScheme,
     tiling: &Tiling,
-    a: &MatrixI8,
-    b: &MatrixI8,
+    a: impl Into<MatrixView<'a, i8>>,
+    b: impl Into<MatrixView<'b, i8>>,
 ) -> Result<(MerkleRoot, MerkleRoot), TilingError> {
+    let (a, b) = (a.into(), b.into());
     let (r_a, r_b) = rayon::join(
         || a_input_tree(scheme, tiling, a).map(|t| t.root()),
         || b_input_tree(scheme, tiling, b).map(|t| t.root()),

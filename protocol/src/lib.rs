@@ -31,7 +31,7 @@ pub mod wire;
 pub use commit::Commitments;
 pub use identity::{Identity, PublicKey, Signature};
 pub use ids::{IdError, JobId, MerkleRoot, Seed, VkHash};
-pub use matrix::{Matrix, MatrixError, MatrixI8, MatrixI32};
+pub use matrix::{Matrix, MatrixError, MatrixI8, MatrixI32, MatrixView};
 pub use merkle::{Digest, InclusionProof, MerkleTree};
 pub use spec::{JobSpec, Policy, VerificationMode};
 pub use tiling::{CircuitShape, Tiling};

@@ -165,6 +165,75 @@ impl<T: Copy + Default> Matrix<T> {
     }
 }
 
+/// A borrowed row-major matrix: the shape of a [`Matrix`] over data someone else owns (a
+/// numpy array in the Python package, a [`Matrix`] itself). The commitments and the upload
+/// read inputs through it, so a caller that holds its data in a foreign buffer need not copy
+/// it into a `Vec` first.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct MatrixView<'a, T> {
+    rows: usize,
+    cols: usize,
+    data: &'a [T],
+}
+
+impl<T> std::fmt::Debug for MatrixView<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MatrixView({}×{}, {})", self.rows, self.cols, std::any::type_name::<T>())
+    }
+}
+
+impl<'a, T: Copy> MatrixView<'a, T> {
+    /// Views row-major `data` after checking the shape and the length, as
+    /// [`Matrix::from_vec`] does.
+    pub fn new(rows: usize, cols: usize, data: &'a [T]) -> Result<Self, MatrixError> {
+        let expected = check_shape(rows, cols)?;
+        if data.len() != expected {
+            return Err(MatrixError::LengthMismatch { rows, cols, expected, actual: data.len() });
+        }
+        Ok(Self { rows, cols, data })
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The elements, row-major.
+    pub fn as_slice(&self) -> &'a [T] {
+        self.data
+    }
+
+    /// Row `i`, or `None` when out of range.
+    pub fn row(&self, i: usize) -> Option<&'a [T]> {
+        (i < self.rows).then(|| &self.data[i * self.cols..(i + 1) * self.cols])
+    }
+}
+
+impl<T> Matrix<T> {
+    /// This matrix as a [`MatrixView`].
+    pub fn view(&self) -> MatrixView<'_, T> {
+        MatrixView { rows: self.rows, cols: self.cols, data: &self.data }
+    }
+}
+
+impl<'a, T> From<&'a Matrix<T>> for MatrixView<'a, T> {
+    fn from(matrix: &'a Matrix<T>) -> Self {
+        matrix.view()
+    }
+}
+
+/// Shared inputs (`SharedInputs`) are passed as they are.
+impl<'a, T> From<&'a std::sync::Arc<Matrix<T>>> for MatrixView<'a, T> {
+    fn from(matrix: &'a std::sync::Arc<Matrix<T>>) -> Self {
+        matrix.view()
+    }
+}
+
 /// The dimensions `(m, k, n)` of `A·B`, checked: inner dimensions agree and `k ≤ MAX_K`.
 pub fn product_dims(a: &MatrixI8, b: &MatrixI8) -> Result<(usize, usize, usize), MatrixError> {
     if a.cols() != b.rows() {

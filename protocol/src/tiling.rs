@@ -4,7 +4,7 @@
 //! zeros to `⌈m/tm⌉·tm × kc`, `B` to `kc × ⌈n/tn⌉·tn`, `C` to `⌈m/tm⌉·tm × ⌈n/tn⌉·tn`.
 
 use crate::limits::{MAX_DIM, MAX_K, MAX_TILE_SIDE, MAX_TILES};
-use crate::matrix::{MatrixI8, MatrixI32};
+use crate::matrix::{MatrixI8, MatrixI32, MatrixView};
 
 /// A problem with a circuit shape or a block index.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -181,7 +181,8 @@ impl Tiling {
 
     /// Bytes of A row block `I`: rows `[I·tm, (I+1)·tm)`, all `kc` columns, row by row,
     /// zero-padded (`tm·kc` bytes).
-    pub fn a_block(&self, a: &MatrixI8, row_block: usize) -> Result<Vec<i8>, TilingError> {
+    pub fn a_block<'a>(&self, a: impl Into<MatrixView<'a, i8>>, row_block: usize) -> Result<Vec<i8>, TilingError> {
+        let a = a.into();
         self.check_row_block(row_block)?;
         let (tm, kc) = (self.shape.tm, self.shape.kc);
         let mut out = vec![0i8; tm * kc];
@@ -195,7 +196,8 @@ impl Tiling {
 
     /// Bytes of B column block `J`: columns `[J·tn, (J+1)·tn)`, all `kc` rows, column by
     /// column (each column contiguous along k), zero-padded (`kc·tn` bytes).
-    pub fn b_block(&self, b: &MatrixI8, col_block: usize) -> Result<Vec<i8>, TilingError> {
+    pub fn b_block<'b>(&self, b: impl Into<MatrixView<'b, i8>>, col_block: usize) -> Result<Vec<i8>, TilingError> {
+        let b = b.into();
         self.check_col_block(col_block)?;
         let (tn, kc) = (self.shape.tn, self.shape.kc);
         let mut out = vec![0i8; tn * kc];

@@ -10,6 +10,7 @@
 //! With default features this crate never links tokio, tonic, sqlx, CUDA or the prover.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod audit;
 pub mod fraud;
 #[cfg(feature = "service")]

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use sha2::{Digest as _, Sha256};
 
 use super::check_operand;
-use crate::matrix::MatrixI8;
+use crate::matrix::MatrixView;
 use crate::merkle::{Digest, MerkleTree};
 use crate::tiling::{Tiling, TilingError};
 
@@ -73,7 +73,7 @@ pub fn b_sha256_leaf_hash(col_block: u64, block: &[i8]) -> Digest {
 }
 
 /// The leaf hash of A row block `I` read from `a`'s rows.
-fn a_block_leaf(tiling: &Tiling, a: &MatrixI8, row_block: usize) -> Digest {
+fn a_block_leaf(tiling: &Tiling, a: MatrixView<'_, i8>, row_block: usize) -> Digest {
     let (tm, kc, k) = (tiling.shape.tm, tiling.shape.kc, tiling.k);
     let mut h = leaf_hasher(A_SHA256_LEAF_PREFIX, row_block as u64);
     for local in 0..tm {
@@ -89,7 +89,8 @@ fn a_block_leaf(tiling: &Tiling, a: &MatrixI8, row_block: usize) -> Digest {
 }
 
 /// Leaf hashes of every A row block in the `sha256` scheme, in parallel.
-pub fn a_sha256_leaf_hashes(tiling: &Tiling, a: &MatrixI8) -> Result<Vec<Digest>, TilingError> {
+pub fn a_sha256_leaf_hashes<'a>(tiling: &Tiling, a: impl Into<MatrixView<'a, i8>>) -> Result<Vec<Digest>, TilingError> {
+    let a = a.into();
     check_operand("A", a, tiling.m, tiling.k)?;
     let block_bytes = tiling.shape.tm * tiling.shape.kc;
     let min_len = (TASK_BYTES / block_bytes.max(1)).max(1);
@@ -97,7 +98,7 @@ pub fn a_sha256_leaf_hashes(tiling: &Tiling, a: &MatrixI8) -> Result<Vec<Digest>
 }
 
 /// The Merkle tree behind `R_A` in the `sha256` input scheme.
-pub fn a_sha256_tree(tiling: &Tiling, a: &MatrixI8) -> Result<MerkleTree, TilingError> {
+pub fn a_sha256_tree<'a>(tiling: &Tiling, a: impl Into<MatrixView<'a, i8>>) -> Result<MerkleTree, TilingError> {
     Ok(MerkleTree::from_leaf_hashes(a_sha256_leaf_hashes(tiling, a)?))
 }
 
@@ -105,7 +106,7 @@ pub fn a_sha256_tree(tiling: &Tiling, a: &MatrixI8) -> Result<MerkleTree, Tiling
 /// `out`): their columns are gathered row by row into one strip, column-major (each column
 /// its `k` entries), then each block is hashed with the padding `kc − k` (and columns past
 /// `n`) fed as zeros.
-fn b_strip_leaves(tiling: &Tiling, b: &MatrixI8, first_block: usize, strip: &mut Vec<u8>, out: &mut [Digest]) {
+fn b_strip_leaves(tiling: &Tiling, b: MatrixView<'_, i8>, first_block: usize, strip: &mut Vec<u8>, out: &mut [Digest]) {
     let (k, n, tn, kc) = (tiling.k, tiling.n, tiling.shape.tn, tiling.shape.kc);
     let first_col = first_block * tn;
     let cols_here = (out.len() * tn).min(n - first_col);
@@ -192,7 +193,8 @@ const STRIP_COLS: usize = 256;
 
 /// Leaf hashes of every B column block in the `sha256` scheme, in parallel over strips of
 /// at least [`STRIP_COLS`] columns; each thread reuses one strip buffer.
-pub fn b_sha256_leaf_hashes(tiling: &Tiling, b: &MatrixI8) -> Result<Vec<Digest>, TilingError> {
+pub fn b_sha256_leaf_hashes<'b>(tiling: &Tiling, b: impl Into<MatrixView<'b, i8>>) -> Result<Vec<Digest>, TilingError> {
+    let b = b.into();
     check_operand("B", b, tiling.k, tiling.n)?;
     let blocks_per_strip = STRIP_COLS.div_ceil(tiling.shape.tn);
     let mut out = vec![[0u8; 32]; tiling.col_blocks()];
@@ -203,12 +205,16 @@ pub fn b_sha256_leaf_hashes(tiling: &Tiling, b: &MatrixI8) -> Result<Vec<Digest>
 }
 
 /// The Merkle tree behind `R_B` in the `sha256` input scheme.
-pub fn b_sha256_tree(tiling: &Tiling, b: &MatrixI8) -> Result<MerkleTree, TilingError> {
+pub fn b_sha256_tree<'b>(tiling: &Tiling, b: impl Into<MatrixView<'b, i8>>) -> Result<MerkleTree, TilingError> {
     Ok(MerkleTree::from_leaf_hashes(b_sha256_leaf_hashes(tiling, b)?))
 }
 
 /// [`a_sha256_tree`] written plainly: each block built by [`Tiling::a_block`], then hashed.
-pub fn a_sha256_tree_reference(tiling: &Tiling, a: &MatrixI8) -> Result<MerkleTree, TilingError> {
+pub fn a_sha256_tree_reference<'a>(
+    tiling: &Tiling,
+    a: impl Into<MatrixView<'a, i8>>,
+) -> Result<MerkleTree, TilingError> {
+    let a = a.into();
     check_operand("A", a, tiling.m, tiling.k)?;
     let leaves = (0..tiling.row_blocks())
         .map(|i| Ok(a_sha256_leaf_hash(i as u64, &tiling.a_block(a, i)?)))
@@ -217,7 +223,11 @@ pub fn a_sha256_tree_reference(tiling: &Tiling, a: &MatrixI8) -> Result<MerkleTr
 }
 
 /// [`b_sha256_tree`] written plainly: each block built by [`Tiling::b_block`], then hashed.
-pub fn b_sha256_tree_reference(tiling: &Tiling, b: &MatrixI8) -> Result<MerkleTree, TilingError> {
+pub fn b_sha256_tree_reference<'b>(
+    tiling: &Tiling,
+    b: impl Into<MatrixView<'b, i8>>,
+) -> Result<MerkleTree, TilingError> {
+    let b = b.into();
     check_operand("B", b, tiling.k, tiling.n)?;
     let leaves = (0..tiling.col_blocks())
         .map(|j| Ok(b_sha256_leaf_hash(j as u64, &tiling.b_block(b, j)?)))

@@ -26,8 +26,8 @@ pub mod result;
 
 pub use commit::{SignedCommit, read_challenge, read_verdict};
 pub use open::{
-    InputsReader, Operand, SharedInputs, UPLOAD_CHUNK_BYTES, UploadHead, UploadWriter, read_signed_spec,
-    read_upload_head, sign_spec, verify_spec_signature,
+    BorrowedUploadWriter, InputsReader, Operand, SharedInputs, UPLOAD_CHUNK_BYTES, UploadHead, UploadWriter,
+    read_signed_spec, read_upload_head, sign_spec, verify_spec_signature,
 };
 pub use respond::{
     AuthenticatedResponse, RESPONSE_CHUNK_BYTES, ReadProgress, ResponseExpectation, ResponseReader, ResponseWriter,

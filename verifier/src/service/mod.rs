@@ -47,7 +47,7 @@
 //! [`NodeLimits::input_retention`] after their release. A job expires `expiry_grace` after its deadline, so
 //! that a response that arrived in time is never voided while it is being checked.
 
-pub mod accounts;
+pub use crate::accounts;
 mod judge;
 mod rpc;
 mod settle;

@@ -1,5 +1,7 @@
 //! The ledger accounts the node uses for a job's parties: fixed names derived from their
-//! Ed25519 public keys, so a demo or an operator can deposit funds and read balances.
+//! Ed25519 public keys, so a demo or an operator can deposit funds and read balances. Outside
+//! the `service` feature: a consumer (the Python package) names its account without linking
+//! the ledger.
 //!
 //! * [`consumer_account`]: pays the job's price into escrow and receives refunds (and, on a
 //!   proven fraud, the slashed amount).
@@ -11,20 +13,21 @@ use matproof_protocol::identity::PublicKey;
 
 /// `consumer-<hex public key>`.
 pub fn consumer_account(key: &PublicKey) -> String {
-    format!("consumer-{}", hex::encode(key.0))
+    format!("consumer-{}", key.to_hex())
 }
 
 /// `provider-<hex public key>`.
 pub fn provider_account(key: &PublicKey) -> String {
-    format!("provider-{}", hex::encode(key.0))
+    format!("provider-{}", key.to_hex())
 }
 
 /// `stake-<hex public key>`.
 pub fn stake_account(key: &PublicKey) -> String {
-    format!("stake-{}", hex::encode(key.0))
+    format!("stake-{}", key.to_hex())
 }
 
-#[cfg(test)]
+// The length limit lives with the ledger.
+#[cfg(all(test, feature = "service"))]
 mod tests {
     use super::*;
 
