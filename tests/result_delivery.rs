@@ -99,6 +99,7 @@ impl Net {
             identity: Identity::generate().unwrap(),
             verifying_keys: Vec::new(),
             limits,
+            tls: Default::default(),
         })
         .await
         .unwrap();

@@ -30,6 +30,7 @@ mod error;
 mod rpc;
 
 pub use error::{ClientError, code_name};
+pub use matproof_protocol::tls::{Peer, TlsError, TlsOptions, Transport};
 pub use rpc::{SubmittedJob, connect, fetch_receipt, job_status, open_job, submit_job};
 
 use matproof_protocol::commit::input_roots;
