@@ -199,6 +199,7 @@ async fn one_job(
         identity: Identity::generate()?,
         verifying_keys,
         limits,
+        tls: Default::default(),
     })
     .await?;
     node.ledger().deposit(&consumer_account(&consumer.public_key()), 1_000).await?;

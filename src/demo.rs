@@ -158,6 +158,7 @@ async fn start_parties(pk: TileProvingKey, vk: &TileVerifyingKey) -> Result<Part
         identity: verifier,
         verifying_keys: vec![vk.clone()],
         limits: NodeLimits::default(),
+        tls: Default::default(),
     })
     .await
     .context("starting the verifier node")?;

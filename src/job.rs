@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use matproof_circuits::{TileProvingKey, TileVerifyingKey};
-use matproof_client::{JobOptions, JobTerms, job_status, parse_mode};
+use matproof_client::{JobOptions, JobTerms, Peer, job_status, parse_mode};
 pub use matproof_client::{consumer_spec, open_job, submit_job};
 use matproof_protocol::identity::{Identity, PublicKey, Signature};
 use matproof_protocol::ids::{JobId, VkHash};
@@ -25,6 +25,7 @@ use serde::Deserialize;
 
 use crate::commands::{parse_tile, read_i8};
 use crate::setup::{default_key_dir, key_paths};
+use crate::tls_args::TlsArgs;
 
 /// A new multi-threaded tokio runtime for one command.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -276,17 +277,17 @@ pub struct ResultOptions {
 /// `matproof job open`: commits to the job file's inputs, signs the spec as the consumer and
 /// opens the job on the verifier; with `sidecar`, also submits it to the provider's sidecar,
 /// writes the receipt and, with `--out`, the checked result.
-pub fn open(verifier_url: &str, job_path: &Path, sidecar: Option<&str>, options: &ResultOptions) -> Result<ExitCode> {
+pub fn open(verifier: &Peer, job_path: &Path, sidecar: Option<&Peer>, options: &ResultOptions) -> Result<ExitCode> {
     let job = LoadedJob::read(job_path)?;
     let (spec, signature) = job.signed_spec(pinned_vk_hash(&job)?)?;
     let inputs = (Arc::new(job.a), Arc::new(job.b));
     let rt = runtime()?;
     rt.block_on(async {
-        let job_id = open_job(verifier_url, &spec, &signature, &inputs).await?;
+        let job_id = open_job(verifier, &spec, &signature, &inputs).await?;
         println!("job_id: {job_id}");
         println!("consumer account: {}", consumer_account(&spec.consumer));
-        let Some(sidecar_url) = sidecar else { return Ok(ExitCode::SUCCESS) };
-        let submitted = match submit_job(sidecar_url, &spec, &signature, &inputs).await {
+        let Some(sidecar) = sidecar else { return Ok(ExitCode::SUCCESS) };
+        let submitted = match submit_job(sidecar, &spec, &signature, &inputs).await {
             Ok(submitted) => submitted,
             // A result that does not check (another R_C, a cut stream): exit 1, no output.
             Err(
@@ -357,11 +358,11 @@ pub fn receipt_verdict(receipt: &pb::Receipt) -> Result<&'static str> {
 }
 
 /// `matproof job status`.
-pub fn status(verifier_url: &str, job_id_hex: &str) -> Result<ExitCode> {
+pub fn status(verifier: &Peer, job_id_hex: &str) -> Result<ExitCode> {
     let job_id = JobId::from_hex(job_id_hex).context("--job-id")?;
     let rt = runtime()?;
     rt.block_on(async {
-        let status = job_status(verifier_url, &job_id).await?;
+        let status = job_status(verifier, &job_id).await?;
         println!("job_id:   {}", hex::encode(&status.job_id));
         println!("state:    {}", status.state);
         println!("escrow:   {}", status.escrow);
@@ -389,7 +390,7 @@ pub enum JobCommand {
     /// Open a job on a verifier as its consumer (prints the job id); with --sidecar, also
     /// submit it to the provider's sidecar, write the receipt and (--out) the checked result.
     Open {
-        /// The verifier node, e.g. `http://127.0.0.1:7001`.
+        /// The verifier node, e.g. `https://verifier.example:7001` (`http://` on loopback).
         #[arg(long)]
         verifier: String,
         /// The job file (format: docs/node.md).
@@ -409,6 +410,9 @@ pub enum JobCommand {
         /// Freivalds on `C` against the job's `A`, `B`).
         #[arg(long, default_value = "root", value_parser = ["root", "freivalds"])]
         check: String,
+        /// TLS to the verifier and the sidecar (`https://` URLs).
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Where a job stands on a verifier node.
     Status {
@@ -418,6 +422,9 @@ pub enum JobCommand {
         /// The job id (64 hex digits).
         #[arg(long)]
         job_id: String,
+        /// TLS to the verifier (an `https://` URL).
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// The ledger accounts of a job file's consumer and provider (to fund them).
     Accounts {
@@ -430,11 +437,12 @@ pub enum JobCommand {
 /// Runs a `matproof job` command.
 pub fn dispatch(command: JobCommand) -> Result<ExitCode> {
     match command {
-        JobCommand::Open { verifier, job, sidecar, receipt, out, check } => {
+        JobCommand::Open { verifier, job, sidecar, receipt, out, check, tls } => {
             let options = ResultOptions { receipt, out, freivalds: check == "freivalds" };
-            open(&verifier, &job, sidecar.as_deref(), &options)
+            let sidecar = sidecar.map(|url| tls.peer(&url)).transpose()?;
+            open(&tls.peer(&verifier)?, &job, sidecar.as_ref(), &options)
         }
-        JobCommand::Status { verifier, job_id } => status(&verifier, &job_id),
+        JobCommand::Status { verifier, job_id, tls } => status(&tls.peer(&verifier)?, &job_id),
         JobCommand::Accounts { job } => accounts(&job),
     }
 }

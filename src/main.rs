@@ -12,6 +12,7 @@ mod gpu;
 mod job;
 mod prover_cmd;
 mod setup;
+mod tls_args;
 mod verifier_cmd;
 
 use std::path::PathBuf;

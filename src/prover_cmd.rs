@@ -11,12 +11,14 @@ use matproof_prover::sidecar::{
 };
 use matproof_verifier::service::accounts::{consumer_account, provider_account};
 
+use matproof_client::{Peer, TlsOptions};
 use matproof_protocol::identity::PublicKey;
 
 use crate::job::{
     LoadedJob, load_or_create_identity, load_proving_keys, open_job, parse_public_key, pinned_vk_hash, runtime,
     write_npy_atomic, write_receipt,
 };
+use crate::tls_args::TlsArgs;
 use crate::verifier_cmd::shutdown_signal;
 
 /// Prints each phase as it ends, on stderr.
@@ -33,12 +35,12 @@ fn log_progress(p: &Progress) {
 
 /// `matproof prover serve`: the sidecar, until Ctrl-C (or SIGTERM).
 pub fn serve(
-    verifier_url: &str,
-    verifier_key: Option<PublicKey>,
+    (verifier_url, verifier_key): (&str, Option<PublicKey>),
     listen: SocketAddr,
     keys: Option<&Path>,
     identity_file: &Path,
     max_jobs_in_flight: usize,
+    tls: &TlsArgs,
 ) -> Result<ExitCode> {
     let (identity, created) = load_or_create_identity(identity_file)?;
     if created {
@@ -53,10 +55,12 @@ pub fn serve(
         config.verifier_key = verifier_key;
         config.listen = listen;
         config.max_jobs_in_flight = max_jobs_in_flight;
+        (config.tls, config.verifier_tls) = sidecar_tls(tls, verifier_url)?;
         let observer: ProgressObserver = std::sync::Arc::new(log_progress);
         config.observer = Some(observer);
         let sidecar = start(config).await.context("starting the prover sidecar")?;
         println!("prover sidecar listening on {}", sidecar.url());
+        println!("transport: {}", sidecar.transport());
         println!("provider public key: {}", hex::encode(sidecar.public_key().0));
         println!("provider account: {}", provider_account(&sidecar.public_key()));
         for (shape, vk_hash) in shapes {
@@ -73,10 +77,21 @@ pub fn serve(
     })
 }
 
+/// The sidecar's own endpoint and its link to the verifier, from one set of flags:
+/// `--tls-cert`/`--tls-key` are its server certificate and, to an `https://` verifier, its
+/// client certificate; `--tls-ca` is the CA of the verifier's certificate.
+fn sidecar_tls(tls: &TlsArgs, verifier_url: &str) -> Result<(TlsOptions, TlsOptions)> {
+    let options = tls.options()?;
+    let server = TlsOptions { ca_pem: None, ..options.clone() };
+    let verifier_is_tls = verifier_url.starts_with("https://");
+    let verifier = TlsOptions { identity: options.identity.filter(|_| verifier_is_tls), ..options };
+    Ok((server, verifier))
+}
+
 /// `matproof prover run`: opens the job file's job as its consumer, runs it as its provider
 /// against the verifier, writes the receipt. Exit 0 when approved, 1 when rejected.
 pub fn run(
-    verifier_url: &str,
+    verifier: &Peer,
     verifier_key: Option<PublicKey>,
     job_path: &Path,
     (receipt_out, out): (Option<PathBuf>, Option<PathBuf>),
@@ -88,11 +103,11 @@ pub fn run(
     let inputs = (Arc::new(job.a.clone()), Arc::new(job.b.clone()));
     let rt = runtime()?;
     rt.block_on(async {
-        let job_id = open_job(verifier_url, &spec, &signature, &inputs).await?;
+        let job_id = open_job(verifier, &spec, &signature, &inputs).await?;
         println!("job_id: {job_id}");
         println!("consumer account: {}", consumer_account(&spec.consumer));
         println!("provider account: {}", provider_account(&spec.provider));
-        let verifier = VerifierTarget { url: verifier_url.to_string(), pinned_key: verifier_key };
+        let verifier = VerifierTarget { peer: verifier.clone(), pinned_key: verifier_key };
         let outcome = run_job(RunJob {
             verifier: &verifier,
             identity: provider,
@@ -162,7 +177,7 @@ fn write_result(outcome: &matproof_prover::sidecar::JobOutcome, out: Option<&Pat
 pub enum ProverCommand {
     /// Run the prover sidecar (gRPC `SubmitJob`) until Ctrl-C.
     Serve {
-        /// The verifier node, e.g. `http://127.0.0.1:7001`.
+        /// The verifier node, e.g. `https://verifier.example:7001` (`http://` on loopback).
         #[arg(long)]
         verifier: String,
         /// The verifier's public key (hex): a challenge signed by another key is refused
@@ -182,10 +197,14 @@ pub enum ProverCommand {
         /// Jobs run at once (more are refused with RESOURCE_EXHAUSTED).
         #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
         max_jobs: u32,
+        /// TLS: the sidecar's certificate (also its client certificate to an `https://`
+        /// verifier) and the CA of the verifier's certificate.
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Run one job from a job file: open it as the consumer, run it as the provider.
     Run {
-        /// The verifier node, e.g. `http://127.0.0.1:7001`.
+        /// The verifier node, e.g. `https://verifier.example:7001` (`http://` on loopback).
         #[arg(long)]
         verifier: String,
         /// The verifier's public key (hex): a challenge signed by another key is refused
@@ -201,19 +220,23 @@ pub enum ProverCommand {
         /// Where to write `C` (`.npy`) once the job is approved.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// TLS to the verifier (an `https://` URL; --tls-cert: the provider's client
+        /// certificate).
+        #[command(flatten)]
+        tls: TlsArgs,
     },
 }
 
 /// Runs a `matproof prover` command.
 pub fn dispatch(command: ProverCommand) -> Result<ExitCode> {
     match command {
-        ProverCommand::Serve { verifier, verifier_key, listen, keys, identity, max_jobs } => {
+        ProverCommand::Serve { verifier, verifier_key, listen, keys, identity, max_jobs, tls } => {
             let verifier_key = verifier_key.map(|k| parse_public_key("--verifier-key", &k)).transpose()?;
-            serve(&verifier, verifier_key, listen, keys.as_deref(), &identity, max_jobs as usize)
+            serve((&verifier, verifier_key), listen, keys.as_deref(), &identity, max_jobs as usize, &tls)
         }
-        ProverCommand::Run { verifier, verifier_key, job, receipt, out } => {
+        ProverCommand::Run { verifier, verifier_key, job, receipt, out, tls } => {
             let verifier_key = verifier_key.map(|k| parse_public_key("--verifier-key", &k)).transpose()?;
-            run(&verifier, verifier_key, &job, (receipt, out))
+            run(&tls.peer(&verifier)?, verifier_key, &job, (receipt, out))
         }
     }
 }

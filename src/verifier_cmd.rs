@@ -9,6 +9,7 @@ use matproof_verifier::ledger::Ledger;
 use matproof_verifier::service::{NodeConfig, NodeLimits, start};
 
 use crate::job::{load_or_create_identity, load_verifying_keys, runtime};
+use crate::tls_args::TlsArgs;
 
 /// `matproof verifier serve`: serves until Ctrl-C (or SIGTERM), then shuts down cleanly.
 pub fn serve(
@@ -16,7 +17,9 @@ pub fn serve(
     listen: SocketAddr,
     (keys, identity_file): (Option<&Path>, &Path),
     limits: NodeLimits,
+    tls: &TlsArgs,
 ) -> Result<ExitCode> {
+    let tls = tls.options()?;
     let (identity, created) = load_or_create_identity(identity_file)?;
     if created {
         eprintln!("created a new verifier identity in {}", identity_file.display());
@@ -30,10 +33,11 @@ pub fn serve(
             .map(|k| format!("{}x{} kc {} (vk_hash {})", k.shape.tm, k.shape.tn, k.shape.kc, hex::encode(k.hash())))
             .collect();
         let node =
-            start(NodeConfig { listen, database_url: database_url.to_string(), identity, verifying_keys, limits })
+            start(NodeConfig { listen, database_url: database_url.to_string(), identity, verifying_keys, limits, tls })
                 .await
                 .context("starting the verifier node")?;
         println!("verifier node listening on {}", node.url());
+        println!("transport: {}", node.transport());
         println!("verifier public key: {}", hex::encode(node.verifier_key().0));
         for shape in &shapes {
             println!("verifying key: {shape}");
@@ -100,6 +104,11 @@ pub enum VerifierCommand {
         /// Seconds a job's inputs are kept after it is released (settled or expired).
         #[arg(long, default_value_t = 24 * 3600)]
         retention_secs: u64,
+        /// TLS: the node's certificate and key; --tls-ca: the CA of providers' client
+        /// certificates (then `Commit` and `Respond` need one). Without a certificate the
+        /// node listens in plaintext, on loopback only unless --insecure.
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Deposit into a ledger account. This MINTS money (the only way money enters the
     /// ledger): an operator command for test networks and demos, not a payment.
@@ -120,10 +129,10 @@ pub enum VerifierCommand {
 /// Runs a `matproof verifier` command.
 pub fn dispatch(command: VerifierCommand) -> Result<ExitCode> {
     match command {
-        VerifierCommand::Serve { db, listen, keys, identity, max_stored_bytes, retention_secs } => {
+        VerifierCommand::Serve { db, listen, keys, identity, max_stored_bytes, retention_secs, tls } => {
             let input_retention = std::time::Duration::from_secs(retention_secs);
             let limits = NodeLimits { max_stored_bytes, input_retention, ..NodeLimits::default() };
-            serve(&db, listen, (keys.as_deref(), &identity), limits)
+            serve(&db, listen, (keys.as_deref(), &identity), limits, &tls)
         }
         VerifierCommand::Fund { db, account, amount } => fund(&db, &account, amount),
     }

@@ -102,6 +102,7 @@ impl Net {
             identity: Identity::generate().unwrap(),
             verifying_keys: Vec::new(),
             limits,
+            tls: Default::default(),
         })
         .await
         .unwrap();

@@ -5,6 +5,7 @@ use matproof_protocol::ids::JobId;
 use matproof_protocol::session::SessionError;
 use matproof_protocol::spec::SpecError;
 use matproof_protocol::tiling::TilingError;
+use matproof_protocol::tls::TlsError;
 use matproof_protocol::wire::WireError;
 
 /// Why a consumer-side step failed. Refusals by a node or sidecar keep their gRPC status.
@@ -35,15 +36,20 @@ pub enum ClientError {
         #[source]
         source: getrandom::Error,
     },
-    /// A node or sidecar cannot be reached.
-    #[error("cannot reach {url}: {source}")]
+    /// A node or sidecar cannot be reached (the cause's chain is in the message: tonic's
+    /// own says only "transport error").
+    #[error("cannot reach {url}: {reason}{hint}")]
     Connect {
         /// Its URL.
         url: String,
-        /// Why.
-        #[source]
-        source: tonic::transport::Error,
+        /// The cause and its sources.
+        reason: String,
+        /// What to check (`use https://` after a plaintext attempt), or empty.
+        hint: &'static str,
     },
+    /// The TLS options or the URL are refused (plaintext off loopback, a malformed PEM).
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
     /// A node or sidecar refused a call.
     #[error("the {peer} refused {call}: {}: {}", code_name(status.code()), status.message())]
     Refused {

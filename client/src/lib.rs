@@ -38,6 +38,7 @@ pub use rpc::{
     submit_job_borrowed, submit_job_upload, with_borrowed_upload,
 };
 pub use terms::{JobOptions, input_scheme_for, parse_mode};
+pub use matproof_protocol::tls::{Peer, TlsError, TlsOptions, Transport};
 
 use matproof_protocol::commit::input_roots;
 use matproof_protocol::freivalds::{self, Dims};

@@ -10,8 +10,9 @@ use matproof_protocol::matrix::MatrixView;
 use matproof_protocol::phase::{phase, phase_took};
 use matproof_protocol::session::{BorrowedUploadWriter, ReadProgress, ResultReader, SharedInputs, UploadWriter};
 use matproof_protocol::spec::{JobSpec, VerificationMode};
+use matproof_protocol::tls::{Peer, is_transport_failure};
 use matproof_protocol::wire::{digest_from_wire, pb};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::ClientError;
 
@@ -20,30 +21,74 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest one call may take (a `SubmitJob` runs the whole job).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(3600);
 
-/// A channel to `url` (`http://HOST:PORT`).
-pub async fn connect(url: &str) -> Result<Channel, ClientError> {
-    let connect_error = |source| ClientError::Connect { url: url.to_string(), source };
-    let endpoint = Endpoint::from_shared(url.to_string()).map_err(connect_error)?;
-    endpoint
+/// A channel to `peer` (`https://HOST:PORT` with its TLS options, or `http://` to loopback
+/// or with `insecure`). The connection, TLS handshake included, takes at most
+/// [`CONNECT_TIMEOUT`]: a plaintext client at a TLS server fails, it does not hang.
+pub async fn connect(peer: impl Into<Peer>) -> Result<Channel, ClientError> {
+    let peer = peer.into();
+    let (endpoint, transport) = peer.endpoint()?;
+    let connect_error = |source: tonic::transport::Error| ClientError::Connect {
+        url: peer.url.clone(),
+        reason: error_chain(&source),
+        hint: hint(transport.is_tls()),
+    };
+    let endpoint = endpoint
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(CALL_TIMEOUT)
         .tcp_nodelay(true)
         .initial_stream_window_size(STREAM_WINDOW_BYTES)
         .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
-        .max_frame_size(MAX_FRAME_BYTES)
-        .connect()
-        .await
-        .map_err(connect_error)
+        .max_frame_size(MAX_FRAME_BYTES);
+    match tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect()).await {
+        Ok(channel) => channel.map_err(connect_error),
+        Err(_) => Err(ClientError::Connect {
+            url: peer.url.clone(),
+            reason: format!("no connection within {} s", CONNECT_TIMEOUT.as_secs()),
+            hint: "",
+        }),
+    }
 }
 
-fn verifier(channel: Channel) -> pb::verifier_client::VerifierClient<Channel> {
+/// `error` and its sources, `: `-separated.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    chain
+}
+
+fn verifier_client(channel: Channel) -> pb::verifier_client::VerifierClient<Channel> {
     pb::verifier_client::VerifierClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
-fn refused(peer: &'static str, call: &'static str) -> impl FnOnce(tonic::Status) -> ClientError {
-    move |status| ClientError::Refused { peer, call, status }
+/// A failed call: a refusal by the peer, or (the connection or its TLS handshake failed
+/// at the first call) a [`ClientError::Connect`] saying what to check.
+fn refused<'a>(
+    peer: &'static str,
+    call: &'static str,
+    target: &'a Peer,
+) -> impl FnOnce(tonic::Status) -> ClientError + 'a {
+    move |status| {
+        if is_transport_failure(&status) {
+            let tls = target.url.starts_with("https://");
+            return ClientError::Connect { url: target.url.clone(), reason: error_chain(&status), hint: hint(tls) };
+        }
+        ClientError::Refused { peer, call, status }
+    }
+}
+
+fn hint(tls: bool) -> &'static str {
+    if tls {
+        " (is the server's certificate signed by --tls-ca, for this host name?)"
+    } else {
+        " (if the server speaks TLS, use https:// and --tls-ca)"
+    }
 }
 
 fn answered_job(what: &'static str, bytes: &[u8], expected: JobId) -> Result<JobId, ClientError> {
@@ -54,27 +99,28 @@ fn answered_job(what: &'static str, bytes: &[u8], expected: JobId) -> Result<Job
     Ok(got)
 }
 
-/// `OpenJob` on the verifier at `verifier_url`, as the consumer: the signed spec, and in
+/// `OpenJob` on the `verifier`, as the consumer: the signed spec, and in
 /// full mode `A` and `B` streamed in whole rows (never one message per matrix).
 pub async fn open_job(
-    verifier_url: &str,
+    verifier: impl Into<Peer>,
     spec: &JobSpec,
     signature: &Signature,
     inputs: &SharedInputs,
 ) -> Result<JobId, ClientError> {
     let inputs = (spec.policy.mode == VerificationMode::Full).then(|| inputs.clone());
-    open_job_upload(verifier_url, spec, tokio_stream::iter(UploadWriter::new(spec, signature, inputs))).await
+    open_job_upload(verifier, spec, tokio_stream::iter(UploadWriter::new(spec, signature, inputs))).await
 }
 
 /// `OpenJob` with the upload's messages from `upload` (an [`UploadWriter`] or a
 /// [`BorrowedUploadWriter`] fed through a channel): what [`open_job`] sends.
 pub async fn open_job_upload(
-    verifier_url: &str,
+    verifier: impl Into<Peer>,
     spec: &JobSpec,
     upload: impl tokio_stream::Stream<Item = pb::JobUpload> + Send + 'static,
 ) -> Result<JobId, ClientError> {
-    let mut client = verifier(connect(verifier_url).await?);
-    let response = client.open_job(upload).await.map_err(refused("verifier", "OpenJob"))?.into_inner();
+    let verifier = verifier.into();
+    let mut client = verifier_client(connect(&verifier).await?);
+    let response = client.open_job(upload).await.map_err(refused("verifier", "OpenJob", &verifier))?.into_inner();
     answered_job("OpenJob answer", &response.job_id, spec.job_id())
 }
 
@@ -146,30 +192,32 @@ pub struct SubmittedJob {
     pub c: Option<MatrixI32>,
 }
 
-/// `SubmitJob` to the prover sidecar at `sidecar_url`: uploads the signed spec and `A`, `B`;
+/// `SubmitJob` to the prover `sidecar`: uploads the signed spec and `A`, `B`;
 /// the provider runs the job against its verifier and streams back the receipt and, if
 /// approved, `C`, which is accepted only if its recomputed `R_C` is the receipt's. A cut
 /// stream or a `C` that does not match is an error: no result.
 pub async fn submit_job(
-    sidecar_url: &str,
+    sidecar: impl Into<Peer>,
     spec: &JobSpec,
     signature: &Signature,
     inputs: &SharedInputs,
 ) -> Result<SubmittedJob, ClientError> {
     let upload = tokio_stream::iter(UploadWriter::new(spec, signature, Some(inputs.clone())));
-    submit_job_upload(sidecar_url, spec, upload).await
+    submit_job_upload(sidecar, spec, upload).await
 }
 
 /// `SubmitJob` with the upload's messages from `upload`: what [`submit_job`] does.
 pub async fn submit_job_upload(
-    sidecar_url: &str,
+    sidecar: impl Into<Peer>,
     spec: &JobSpec,
     upload: impl tokio_stream::Stream<Item = pb::JobUpload> + Send + 'static,
 ) -> Result<SubmittedJob, ClientError> {
-    let mut client = pb::prover_sidecar_client::ProverSidecarClient::new(connect(sidecar_url).await?)
+    let sidecar = sidecar.into();
+    let mut client = pb::prover_sidecar_client::ProverSidecarClient::new(connect(&sidecar).await?)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let mut replies = client.submit_job(upload).await.map_err(refused("prover sidecar", "SubmitJob"))?.into_inner();
+    let mut replies =
+        client.submit_job(upload).await.map_err(refused("prover sidecar", "SubmitJob", &sidecar))?.into_inner();
     let mut reader = ResultReader::new(spec);
     let job_id = spec.job_id();
     let result_error = |source| ClientError::Result { job_id, source: Box::new(source) };
@@ -179,7 +227,7 @@ pub async fn submit_job_upload(
             Ok(Some(reply)) => reply,
             Ok(None) => break,
             // Before the receipt the job failed; after it, the result stream was cut.
-            Err(status) if start.is_none() => return Err(refused("prover sidecar", "SubmitJob")(status)),
+            Err(status) if start.is_none() => return Err(refused("prover sidecar", "SubmitJob", &sidecar)(status)),
             Err(status) => return Err(ClientError::ResultCut { job_id, status: Box::new(status) }),
         };
         // The first reply (the receipt) comes once the verdict is in: C streams from then on.
@@ -204,18 +252,21 @@ pub async fn submit_job_upload(
     Ok(SubmittedJob { job_id, approved: checked.c.is_some(), receipt: checked.receipt_wire, c: checked.c })
 }
 
-/// `GetReceipt` from the verifier at `verifier_url`.
-pub async fn fetch_receipt(verifier_url: &str, job_id: &JobId) -> Result<pb::Receipt, ClientError> {
-    let mut client = verifier(connect(verifier_url).await?);
+/// `GetReceipt` from the `verifier`.
+pub async fn fetch_receipt(verifier: impl Into<Peer>, job_id: &JobId) -> Result<pb::Receipt, ClientError> {
+    let verifier = verifier.into();
+    let mut client = verifier_client(connect(&verifier).await?);
     let request = pb::GetReceiptRequest { job_id: job_id.to_vec() };
-    Ok(client.get_receipt(request).await.map_err(refused("verifier", "GetReceipt"))?.into_inner())
+    Ok(client.get_receipt(request).await.map_err(refused("verifier", "GetReceipt", &verifier))?.into_inner())
 }
 
-/// `GetJobStatus` from the verifier at `verifier_url`.
-pub async fn job_status(verifier_url: &str, job_id: &JobId) -> Result<pb::JobStatus, ClientError> {
-    let mut client = verifier(connect(verifier_url).await?);
+/// `GetJobStatus` from the `verifier`.
+pub async fn job_status(verifier: impl Into<Peer>, job_id: &JobId) -> Result<pb::JobStatus, ClientError> {
+    let verifier = verifier.into();
+    let mut client = verifier_client(connect(&verifier).await?);
     let request = pb::JobStatusRequest { job_id: job_id.to_vec() };
-    let status = client.get_job_status(request).await.map_err(refused("verifier", "GetJobStatus"))?.into_inner();
+    let status =
+        client.get_job_status(request).await.map_err(refused("verifier", "GetJobStatus", &verifier))?.into_inner();
     answered_job("GetJobStatus answer", &status.job_id, *job_id)?;
     Ok(status)
 }

@@ -25,6 +25,8 @@ pub mod receipt;
 pub mod session;
 pub mod spec;
 pub mod tiling;
+#[cfg(feature = "grpc")]
+pub mod tls;
 pub mod transcript;
 pub mod wire;
 

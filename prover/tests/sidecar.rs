@@ -62,6 +62,7 @@ impl Net {
             identity: Identity::generate().unwrap(),
             verifying_keys: vec![vk, vk2],
             limits: NodeLimits::default(),
+            tls: Default::default(),
         })
         .await
         .unwrap();

@@ -1,9 +1,12 @@
 //! Fixtures shared by the workspace's tests (a dev-dependency only, never in a release
 //! build): development key pairs made once per process and shape, fixed identities,
-//! honest jobs on random data, the standard test spec, and small arithmetic helpers.
+//! honest jobs on random data, the standard test spec, small arithmetic helpers, and a
+//! throw-away certificate authority for the TLS tests ([`pki`]).
 //! Everything is deterministic, so a failure replays.
 #![forbid(unsafe_code)]
 #![allow(clippy::missing_panics_doc)] // fixtures panic on a broken set-up, by design
+
+pub mod pki;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};

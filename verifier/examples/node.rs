@@ -78,8 +78,9 @@ fn run() -> Result<(), String> {
     };
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
+        let limits = NodeLimits::default();
         let config =
-            NodeConfig { listen, database_url: db, identity, verifying_keys: keys, limits: NodeLimits::default() };
+            NodeConfig { listen, database_url: db, identity, verifying_keys: keys, limits, tls: Default::default() };
         let node = start(config).await.map_err(|e| e.to_string())?;
         if print_addr {
             println!("listening on {}", node.url());

@@ -17,9 +17,10 @@ use matproof_protocol::session::{
 };
 use matproof_protocol::spec::{JobSpec, VerificationMode};
 use matproof_protocol::tiling::CircuitShape;
+use matproof_protocol::tls::{Peer, TlsError, is_transport_failure};
 use matproof_protocol::transcript::Challenge;
 use matproof_protocol::wire::{WireError, pb};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::backend::{Backend, BackendError, execute};
 use crate::respond::{CommittedJob, RespondError};
@@ -270,15 +271,10 @@ pub enum SidecarError {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// The verifier URL does not parse (a start-up problem).
-    #[error("sidecar set-up: verifier URL {url:?}: {source}")]
-    VerifierUrl {
-        /// The URL.
-        url: String,
-        /// Why.
-        #[source]
-        source: tonic::transport::Error,
-    },
+    /// The TLS options are refused: a verifier URL that does not parse, plaintext off
+    /// loopback, a malformed certificate (a start-up problem).
+    #[error("sidecar set-up: TLS: {0}")]
+    Tls(#[from] TlsError),
     /// The server ended with an error.
     #[error("sidecar server: {source}")]
     Server {
@@ -304,6 +300,9 @@ impl SidecarError {
             | SidecarError::UntrustedVerifier { .. } => Code::FailedPrecondition,
             SidecarError::Busy { .. } => Code::ResourceExhausted,
             SidecarError::Connect { .. } => Code::Unavailable,
+            // The link to the node failed (TLS refused, connection lost): the node is
+            // unavailable to this sidecar, whatever tonic's UNKNOWN says.
+            SidecarError::Verifier { status, .. } if is_transport_failure(status) => Code::Unavailable,
             SidecarError::Verifier { status, .. } => status.code(),
             SidecarError::Backend(_)
             | SidecarError::Respond(_)
@@ -313,7 +312,7 @@ impl SidecarError {
             | SidecarError::Worker { .. }
             | SidecarError::Bind { .. }
             | SidecarError::Config { .. }
-            | SidecarError::VerifierUrl { .. }
+            | SidecarError::Tls(_)
             | SidecarError::Server { .. } => Code::Internal,
         }
     }
@@ -423,10 +422,12 @@ pub fn check_submission(
     Ok(key)
 }
 
-/// A client for the verifier at `url`, with the protocol's message-size limits.
-pub async fn connect_verifier(url: &str) -> Result<pb::verifier_client::VerifierClient<Channel>, SidecarError> {
+/// A client for the verifier `peer` (over TLS for `https://`, with the sidecar's client
+/// certificate if it has one), with the protocol's message-size limits.
+pub async fn connect_verifier(peer: &Peer) -> Result<pb::verifier_client::VerifierClient<Channel>, SidecarError> {
+    let url = peer.url.as_str();
     let connect_error = |reason: String| SidecarError::Connect { url: url.to_string(), reason };
-    let endpoint = Endpoint::from_shared(url.to_string()).map_err(|e| connect_error(e.to_string()))?;
+    let (endpoint, _) = peer.endpoint()?;
     let endpoint = endpoint
         .connect_timeout(Duration::from_secs(10))
         .timeout(VERIFIER_CALL_TIMEOUT)
@@ -510,8 +511,9 @@ fn response_stream(
 /// The verifier node a job runs against.
 #[derive(Debug, Clone)]
 pub struct VerifierTarget {
-    /// Its gRPC URL, e.g. `http://127.0.0.1:7001`.
-    pub url: String,
+    /// Its gRPC URL, e.g. `https://verifier.example:7001`, and the TLS options to dial it
+    /// with (the CA of its certificate, the sidecar's client certificate).
+    pub peer: Peer,
     /// Its public key, when known: the challenge must be signed by it (see
     /// [`super::SidecarConfig::verifier_key`]).
     pub pinned_key: Option<PublicKey>,
@@ -558,7 +560,7 @@ pub async fn run_job(job: RunJob<'_>) -> Result<JobOutcome, SidecarError> {
     let r_c = committed.execution.c_tree.root();
 
     clock.start(Phase::Commit);
-    let mut client = connect_verifier(&verifier.url).await?;
+    let mut client = connect_verifier(&verifier.peer).await?;
     let challenge = commit(&mut client, verifier, identity, job_id, r_c).await?;
     clock.finish(format!("challenge signed by verifier {}", challenge.verifier_key));
 

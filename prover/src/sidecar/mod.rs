@@ -35,6 +35,7 @@ use matproof_protocol::matrix::MatrixI8;
 use matproof_protocol::receipt::Verdict;
 use matproof_protocol::session;
 use matproof_protocol::session::ResultWriter;
+use matproof_protocol::tls::{Peer, TlsError, TlsOptions, Transport};
 use matproof_protocol::wire::WireError;
 use matproof_protocol::wire::pb;
 use tokio::sync::{Semaphore, oneshot};
@@ -67,6 +68,12 @@ pub struct SidecarConfig {
     pub max_jobs_in_flight: usize,
     /// Sees every job's progress (optional).
     pub observer: Option<ProgressObserver>,
+    /// The sidecar's own endpoint: its certificate (TLS), or plaintext on loopback only
+    /// unless `insecure`.
+    pub tls: TlsOptions,
+    /// Dialling the verifier: the CA of its certificate and the sidecar's client
+    /// certificate (mTLS, when the node requires one of providers).
+    pub verifier_tls: TlsOptions,
 }
 
 impl SidecarConfig {
@@ -80,6 +87,8 @@ impl SidecarConfig {
             proving_keys,
             max_jobs_in_flight: 2,
             observer: None,
+            tls: TlsOptions::default(),
+            verifier_tls: TlsOptions::default(),
         }
     }
 }
@@ -93,6 +102,8 @@ impl std::fmt::Debug for SidecarConfig {
             .field("identity", &self.identity)
             .field("proving_keys", &self.proving_keys.len())
             .field("max_jobs_in_flight", &self.max_jobs_in_flight)
+            .field("tls", &self.tls)
+            .field("verifier_tls", &self.verifier_tls)
             .finish_non_exhaustive()
     }
 }
@@ -118,11 +129,13 @@ impl SidecarService {
         if config.max_jobs_in_flight == 0 {
             return Err(SidecarError::Config { field: "max_jobs_in_flight", reason: "must be at least 1" });
         }
-        tonic::transport::Endpoint::from_shared(config.verifier_url.clone())
-            .map_err(|source| SidecarError::VerifierUrl { url: config.verifier_url.clone(), source })?;
+        let verifier = Peer::new(config.verifier_url, config.verifier_tls);
+        // Checked at start: a bad URL or plaintext off loopback is a set-up error, not a
+        // failure of the first job.
+        verifier.endpoint()?;
         Ok(Self {
             inner: Arc::new(Inner {
-                verifier: VerifierTarget { url: config.verifier_url, pinned_key: config.verifier_key },
+                verifier: VerifierTarget { peer: verifier, pinned_key: config.verifier_key },
                 identity: config.identity,
                 keys: ProvingKeys::new(config.proving_keys),
                 permits: Arc::new(Semaphore::new(config.max_jobs_in_flight)),
@@ -228,6 +241,7 @@ impl pb::prover_sidecar_server::ProverSidecar for SidecarService {
 #[derive(Debug)]
 pub struct RunningSidecar {
     addr: SocketAddr,
+    transport: Transport,
     public_key: PublicKey,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
@@ -239,9 +253,14 @@ impl RunningSidecar {
         self.addr
     }
 
-    /// `http://ADDR`, for a `ProverSidecarClient`.
+    /// `https://ADDR` (with TLS) or `http://ADDR`, for a `ProverSidecarClient`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.transport.scheme(), self.addr)
+    }
+
+    /// Whether it serves TLS, or plaintext and why that is allowed (its line at start).
+    pub fn transport(&self) -> Transport {
+        self.transport
     }
 
     /// The provider's public key.
@@ -273,6 +292,7 @@ impl Drop for RunningSidecar {
 /// [`RunningSidecar::shutdown`] (or the handle is dropped).
 pub async fn start(config: SidecarConfig) -> Result<RunningSidecar, SidecarError> {
     let listen = config.listen;
+    let (server_tls, transport) = config.tls.server(listen)?;
     let service = SidecarService::new(config)?;
     let public_key = service.public_key();
     let listener =
@@ -282,8 +302,13 @@ pub async fn start(config: SidecarConfig) -> Result<RunningSidecar, SidecarError
     let server = pb::prover_sidecar_server::ProverSidecarServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(server_tls) = server_tls {
+        builder =
+            builder.tls_config(server_tls).map_err(|source| TlsError::Transport { url: listen.to_string(), source })?;
+    }
     let task = tokio::spawn(
-        tonic::transport::Server::builder()
+        builder
             .initial_stream_window_size(STREAM_WINDOW_BYTES)
             .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
             .max_frame_size(MAX_FRAME_BYTES)
@@ -291,7 +316,7 @@ pub async fn start(config: SidecarConfig) -> Result<RunningSidecar, SidecarError
                 let _ = stopped.await;
             }),
     );
-    Ok(RunningSidecar { addr, public_key, stop: Some(stop), task })
+    Ok(RunningSidecar { addr, transport, public_key, stop: Some(stop), task })
 }
 
 #[cfg(test)]

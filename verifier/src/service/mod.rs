@@ -11,6 +11,7 @@
 //!     identity,
 //!     verifying_keys: keys,
 //!     limits: NodeLimits::default(),
+//!     tls: Default::default(),
 //! })
 //! .await?;
 //! println!("verifier {:?} listening on {}", node.verifier_key(), node.url());
@@ -62,6 +63,7 @@ use matproof_circuits::{PinnedVerifyingKey, TileVerifyingKey};
 use matproof_protocol::identity::{Identity, PublicKey};
 use matproof_protocol::ids::VkHash;
 use matproof_protocol::limits::{CONNECTION_WINDOW_BYTES, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
+pub use matproof_protocol::tls::{TlsError, TlsOptions, Transport};
 use matproof_protocol::wire::pb;
 use matproof_protocol::wire::pb::verifier_server::VerifierServer;
 use tokio::sync::{Semaphore, oneshot};
@@ -130,6 +132,10 @@ pub struct NodeConfig {
     pub verifying_keys: Vec<TileVerifyingKey>,
     /// Bounds.
     pub limits: NodeLimits,
+    /// TLS: the node's certificate, and the CA of providers' client certificates (then
+    /// `Commit` and `Respond` need one). Without a certificate the node listens in
+    /// plaintext, on loopback only unless `insecure`.
+    pub tls: TlsOptions,
 }
 
 /// Why a node did not start.
@@ -168,12 +174,16 @@ pub enum NodeError {
     /// gRPC reflection could not be built.
     #[error("reflection: {0}")]
     Reflection(String),
+    /// The TLS options are refused (plaintext off loopback, a malformed certificate).
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
 }
 
 /// A node serving on [`RunningNode::addr`] until [`RunningNode::shutdown`].
 #[derive(Debug)]
 pub struct RunningNode {
     addr: SocketAddr,
+    transport: Transport,
     ledger: Ledger,
     verifier_key: PublicKey,
     shutdown: oneshot::Sender<()>,
@@ -188,9 +198,14 @@ impl RunningNode {
         self.addr
     }
 
-    /// `http://ip:port`, for a tonic client.
+    /// `https://ip:port` (with TLS) or `http://ip:port`, for a tonic client.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.transport.scheme(), self.addr)
+    }
+
+    /// Whether it serves TLS, or plaintext and why that is allowed (its line at start).
+    pub fn transport(&self) -> Transport {
+        self.transport
     }
 
     /// The node's ledger (to deposit funds, read balances, check conservation).
@@ -229,6 +244,8 @@ pub(crate) struct Node {
     pub(crate) ledger: Ledger,
     pub(crate) store: store::Store,
     pub(crate) limits: NodeLimits,
+    /// `Commit` and `Respond` need a client certificate (`--tls-ca` is set).
+    pub(crate) provider_certificate_required: bool,
     pub(crate) permits: Arc<Semaphore>,
     /// Serializes `OpenJob` admissions within this process, so that a burst queues here
     /// instead of in the database's lock (SQLite's busy wait, or one pooled connection per
@@ -300,10 +317,59 @@ fn spawn_expiry(node: Arc<Node>) -> JoinHandle<()> {
     })
 }
 
+/// Serves the node's gRPC services (health, reflection, `Verifier`) on `listener`, over TLS
+/// when `server_tls` is set, until `shutdown` fires.
+async fn spawn_server(
+    node: &Arc<Node>,
+    listener: tokio::net::TcpListener,
+    server_tls: Option<tonic::transport::ServerTlsConfig>,
+    shutdown: oneshot::Receiver<()>,
+) -> Result<JoinHandle<Result<(), tonic::transport::Error>>, NodeError> {
+    let limits = &node.limits;
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<VerifierServer<rpc::VerifierService>>().await;
+    // Reflection lists what this node serves (the descriptor set also holds the sidecar's
+    // service, which a verifier node does not serve).
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name("matproof.v1.Verifier")
+            .with_service_name("grpc.health.v1.Health")
+    };
+    let reflection_v1 = reflection().build_v1().map_err(|e| NodeError::Reflection(e.to_string()))?;
+    let reflection_v1alpha = reflection().build_v1alpha().map_err(|e| NodeError::Reflection(e.to_string()))?;
+    let verifier = VerifierServer::new(rpc::VerifierService(node.clone()))
+        .max_decoding_message_size(limits.max_message_bytes)
+        .max_encoding_message_size(limits.max_message_bytes);
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(server_tls) = server_tls {
+        let listen = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        builder = builder.tls_config(server_tls).map_err(|source| TlsError::Transport { url: listen, source })?;
+    }
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let server = builder
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .timeout(limits.rpc_timeout)
+        .concurrency_limit_per_connection(limits.max_concurrent_rpcs)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(verifier)
+        .serve_with_incoming_shutdown(incoming, async {
+            let _ = shutdown.await;
+        });
+    Ok(tokio::spawn(server))
+}
+
 /// Opens the database (running the migrations), recovers, and starts serving.
 pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
-    let NodeConfig { listen, database_url, identity, verifying_keys, limits } = config;
+    let NodeConfig { listen, database_url, identity, verifying_keys, limits, tls } = config;
     check_limits(&limits)?;
+    // Refused before anything is opened: plaintext off loopback without `insecure`.
+    let (server_tls, transport) = tls.server(listen)?;
     let keys = pin_keys(verifying_keys)?;
     let ledger = Ledger::open_with(
         &database_url,
@@ -321,6 +387,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         admission: tokio::sync::Mutex::new(()),
         reserved_bytes: std::sync::Mutex::new(0),
         limits: limits.clone(),
+        provider_certificate_required: transport == Transport::Tls { client_ca: true },
     });
     recover(&node).await?;
 
@@ -328,40 +395,9 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         tokio::net::TcpListener::bind(listen).await.map_err(|source| NodeError::Bind { addr: listen, source })?;
     let addr = listener.local_addr().map_err(|source| NodeError::Bind { addr: listen, source })?;
 
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<VerifierServer<rpc::VerifierService>>().await;
-    // Reflection lists what this node serves (the descriptor set also holds the sidecar's
-    // service, which a verifier node does not serve).
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .with_service_name("matproof.v1.Verifier")
-            .with_service_name("grpc.health.v1.Health")
-    };
-    let reflection_v1 = reflection().build_v1().map_err(|e| NodeError::Reflection(e.to_string()))?;
-    let reflection_v1alpha = reflection().build_v1alpha().map_err(|e| NodeError::Reflection(e.to_string()))?;
-    let verifier = VerifierServer::new(rpc::VerifierService(node.clone()))
-        .max_decoding_message_size(limits.max_message_bytes)
-        .max_encoding_message_size(limits.max_message_bytes);
-
     let (shutdown, shutdown_rx) = oneshot::channel::<()>();
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let server = tonic::transport::Server::builder()
-        .initial_stream_window_size(STREAM_WINDOW_BYTES)
-        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
-        .max_frame_size(MAX_FRAME_BYTES)
-        .timeout(limits.rpc_timeout)
-        .concurrency_limit_per_connection(limits.max_concurrent_rpcs)
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(verifier)
-        .serve_with_incoming_shutdown(incoming, async {
-            let _ = shutdown_rx.await;
-        });
-    let server = tokio::spawn(server);
+    let server = spawn_server(&node, listener, server_tls, shutdown_rx).await?;
 
     let expiry = spawn_expiry(node);
-    Ok(RunningNode { addr, ledger, verifier_key, shutdown, server, expiry, store })
+    Ok(RunningNode { addr, transport, ledger, verifier_key, shutdown, server, expiry, store })
 }

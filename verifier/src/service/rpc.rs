@@ -206,6 +206,18 @@ impl Node {
         self.keys.get(&spec.vk_hash)
     }
 
+    /// With `--tls-ca`, the provider's calls (`Commit`, `Respond`) need a client certificate
+    /// that chains to it (the handshake checked the chain): only the node's known sidecars
+    /// run jobs. Consumers' calls need none.
+    fn check_provider_certificate<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        if self.provider_certificate_required && !matproof_protocol::tls::has_client_certificate(request) {
+            return Err(Status::unauthenticated(
+                "provider calls need a client certificate signed by the node's --tls-ca",
+            ));
+        }
+        Ok(())
+    }
+
     async fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
         self.permits.clone().acquire_owned().await.map_err(|_| Status::unavailable("node shutting down"))
     }
@@ -581,6 +593,7 @@ impl pb::verifier_server::Verifier for VerifierService {
 
     async fn commit(&self, request: Request<pb::CommitRequest>) -> Result<Response<pb::Challenge>, Status> {
         let node = &self.0;
+        node.check_provider_certificate(&request)?;
         let _permit = node.permit().await?;
         let commit = SignedCommit::try_from(&request.into_inner()).map_err(session_status)?;
         let row = node.load(&commit.job_id).await?;
@@ -602,6 +615,7 @@ impl pb::verifier_server::Verifier for VerifierService {
         request: Request<Streaming<pb::RespondChunk>>,
     ) -> Result<Response<pb::SignedVerdict>, Status> {
         let node = &self.0;
+        node.check_provider_certificate(&request)?;
         let _permit = node.permit().await?;
         let start = std::time::Instant::now();
         let ReadResponse { row, response, inputs, streamed_r_c } =

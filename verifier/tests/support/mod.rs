@@ -115,6 +115,7 @@ pub async fn start_node(url: &str, identity: Identity, limits: NodeLimits) -> Ru
         identity,
         verifying_keys: vec![keys().1.clone()],
         limits,
+        tls: Default::default(),
     })
     .await
     .expect("start node")
