@@ -14,17 +14,17 @@
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use matproof_client::{ClientError, JobTerms, consumer_spec, open_job, submit_job};
 use matproof_protocol::identity::Identity;
 use matproof_protocol::ids::VkHash;
 use matproof_protocol::matrix::{MatrixI8, naive_product, random_i8};
 use matproof_protocol::session::SharedInputs;
-use matproof_protocol::spec::{InputScheme, Policy, VerificationMode};
 use matproof_protocol::tiling::CircuitShape;
 use matproof_protocol::wire::pb;
 use matproof_prover::sidecar::{RunningSidecar, SidecarConfig};
+use matproof_testkit::full_mode_policy;
 use matproof_verifier::service::accounts::consumer_account;
 use matproof_verifier::service::{NodeConfig, NodeLimits, RunningNode};
 use pb::prover_sidecar_server::{ProverSidecar, ProverSidecarServer};
@@ -129,20 +129,11 @@ impl Net {
     }
 
     fn terms(&self) -> JobTerms {
-        let deadline = SystemTime::now() + Duration::from_secs(600);
         JobTerms {
             provider: self.sidecar.public_key(),
             shape: SHAPE,
             vk_hash: VkHash([0; 32]),
-            policy: Policy {
-                mode: VerificationMode::Full,
-                input_scheme: InputScheme::Sha256,
-                samples: 0,
-                freivalds_rounds: 2,
-                quorum: 1,
-                target_fraud_ppm: 10_000,
-                deadline_unix_ms: deadline.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64,
-            },
+            policy: full_mode_policy(Duration::from_secs(600)),
             price: 100,
             slash_amount: 0,
         }

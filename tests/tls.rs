@@ -11,17 +11,17 @@
 //!   the client's connect timeout, not a hang; a node refuses plaintext off loopback.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use matproof_client::{ClientError, JobTerms, Peer, TlsOptions, consumer_spec, job_status, open_job, submit_job};
 use matproof_protocol::identity::Identity;
 use matproof_protocol::ids::{JobId, VkHash};
 use matproof_protocol::matrix::{naive_product, random_i8};
 use matproof_protocol::session::SharedInputs;
-use matproof_protocol::spec::{InputScheme, Policy, VerificationMode};
 use matproof_protocol::tiling::CircuitShape;
 use matproof_protocol::tls::PemIdentity;
 use matproof_prover::sidecar::{RunningSidecar, SidecarConfig};
+use matproof_testkit::full_mode_policy;
 use matproof_testkit::pki::{CertPair, TestCa};
 use matproof_verifier::service::accounts::consumer_account;
 use matproof_verifier::service::{NodeConfig, NodeError, NodeLimits, RunningNode, TlsError};
@@ -92,20 +92,11 @@ impl TlsNet {
     }
 
     fn terms(&self) -> JobTerms {
-        let deadline = SystemTime::now() + Duration::from_secs(600);
         JobTerms {
             provider: self.sidecar.public_key(),
             shape: SHAPE,
             vk_hash: VkHash([0; 32]),
-            policy: Policy {
-                mode: VerificationMode::Full,
-                input_scheme: InputScheme::Sha256,
-                samples: 0,
-                freivalds_rounds: 2,
-                quorum: 1,
-                target_fraud_ppm: 10_000,
-                deadline_unix_ms: deadline.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64,
-            },
+            policy: full_mode_policy(Duration::from_secs(600)),
             price: 100,
             slash_amount: 0,
         }

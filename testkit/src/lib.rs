@@ -20,7 +20,7 @@ use matproof_protocol::receipt::{
     PURPOSE_COMMIT, PURPOSE_RESPOND, SignedResponseEnd, c_digest, job_commitment_bytes, respond_signing_bytes,
     response_digest,
 };
-use matproof_protocol::spec::{JobSpec, Policy, VerificationMode};
+use matproof_protocol::spec::{InputScheme, JobSpec, Policy, VerificationMode};
 use matproof_protocol::tiling::{CircuitShape, Tiling};
 use matproof_protocol::transcript::Challenge;
 use matproof_prover::{CommittedJob, CpuBackend, Execution, execute};
@@ -144,4 +144,21 @@ pub fn add_le(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
     }
     assert_eq!(carry, 0, "sum overflows 256 bits");
     out
+}
+
+/// The policy of a full-mode job with no sampled tiles (`sha256` inputs, no keys, two
+/// Freivalds rounds, quorum 1) due `deadline_in` from now: what the end-to-end result and
+/// TLS tests run.
+pub fn full_mode_policy(deadline_in: std::time::Duration) -> Policy {
+    let deadline = std::time::SystemTime::now() + deadline_in;
+    let deadline_unix_ms = deadline.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    Policy {
+        mode: VerificationMode::Full,
+        input_scheme: InputScheme::Sha256,
+        samples: 0,
+        freivalds_rounds: 2,
+        quorum: 1,
+        target_fraud_ppm: 10_000,
+        deadline_unix_ms,
+    }
 }

@@ -1,7 +1,7 @@
 //! The checks of one authenticated response (CPU-bound: run on a blocking thread).
 
 use matproof_circuits::PinnedVerifyingKey;
-use matproof_protocol::commit::{a_input_tree, b_input_tree, c_tree};
+use matproof_protocol::commit::{a_input_tree, b_input_tree};
 use matproof_protocol::fraud::FraudProof;
 use matproof_protocol::freivalds::{self, Dims, FreivaldsError};
 use matproof_protocol::ids::MerkleRoot;
@@ -147,9 +147,9 @@ fn full_checks(response: &mut Response, c_rows: Option<Vec<i32>>) -> Result<(), 
         return Err(Judgement::reject("full mode: no C streamed"));
     };
     let c = MatrixI32::from_vec(tiling.m, tiling.n, rows).map_err(|e| Judgement::reject(format!("streamed C: {e}")))?;
-    let streamed_r_c = match response.streamed_r_c {
-        Some(root) => root,
-        None => c_tree(&tiling, &c).map_err(|e| Judgement::reject(format!("streamed C: {e}")))?.root(),
+    // The node hashed `R_C` as the rows arrived (`rpc::ArrivingCTree`).
+    let Some(streamed_r_c) = response.streamed_r_c else {
+        return Err(Judgement::reject("full mode: no R_C of the streamed C"));
     };
     if streamed_r_c != response.r_c {
         return Err(Judgement::reject("the streamed C does not match the committed R_C"));
