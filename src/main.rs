@@ -10,6 +10,7 @@ mod commands;
 mod demo;
 mod gpu;
 mod job;
+mod ops_args;
 mod prover_cmd;
 mod setup;
 mod tls_args;

@@ -18,6 +18,7 @@ use crate::job::{
     LoadedJob, load_or_create_identity, load_proving_keys, open_job, parse_public_key, pinned_vk_hash, runtime,
     write_npy_atomic, write_receipt,
 };
+use crate::ops_args::{LogFormat, OpsArgs, init_logs};
 use crate::tls_args::TlsArgs;
 use crate::verifier_cmd::shutdown_signal;
 
@@ -40,8 +41,9 @@ pub fn serve(
     keys: Option<&Path>,
     identity_file: &Path,
     max_jobs_in_flight: usize,
-    tls: &TlsArgs,
+    (tls, ops): (&TlsArgs, &OpsArgs),
 ) -> Result<ExitCode> {
+    init_logs(ops.log_format)?;
     let (identity, created) = load_or_create_identity(identity_file)?;
     if created {
         eprintln!("created a new provider identity in {}", identity_file.display());
@@ -56,8 +58,11 @@ pub fn serve(
         config.listen = listen;
         config.max_jobs_in_flight = max_jobs_in_flight;
         (config.tls, config.verifier_tls) = sidecar_tls(tls, verifier_url)?;
-        let observer: ProgressObserver = std::sync::Arc::new(log_progress);
-        config.observer = Some(observer);
+        // JSON logs carry every phase already; the progress lines are for people.
+        if ops.log_format == LogFormat::Text {
+            let observer: ProgressObserver = std::sync::Arc::new(log_progress);
+            config.observer = Some(observer);
+        }
         let sidecar = start(config).await.context("starting the prover sidecar")?;
         println!("prover sidecar listening on {}", sidecar.url());
         println!("transport: {}", sidecar.transport());
@@ -70,8 +75,19 @@ pub fn serve(
             Some(key) => println!("verifier: {verifier_url}, pinned key {} (Ctrl-C to stop)", hex::encode(key.0)),
             None => println!("verifier: {verifier_url}, key not pinned: any verifier (Ctrl-C to stop)"),
         }
+        let metrics = match ops.metrics {
+            Some(listen) => {
+                let server = sidecar.serve_metrics(listen, tls.insecure).await?;
+                println!("metrics: {}/metrics", server.url());
+                Some(server)
+            }
+            None => None,
+        };
         shutdown_signal().await;
         eprintln!("shutting down (jobs in flight finish first)");
+        if let Some(server) = metrics {
+            server.shutdown().await;
+        }
         sidecar.shutdown().await?;
         Ok(ExitCode::SUCCESS)
     })
@@ -201,6 +217,9 @@ pub enum ProverCommand {
         /// verifier) and the CA of the verifier's certificate.
         #[command(flatten)]
         tls: TlsArgs,
+        /// Metrics (`--metrics ADDR`) and the log format.
+        #[command(flatten)]
+        ops: OpsArgs,
     },
     /// Run one job from a job file: open it as the consumer, run it as the provider.
     Run {
@@ -230,9 +249,9 @@ pub enum ProverCommand {
 /// Runs a `matproof prover` command.
 pub fn dispatch(command: ProverCommand) -> Result<ExitCode> {
     match command {
-        ProverCommand::Serve { verifier, verifier_key, listen, keys, identity, max_jobs, tls } => {
+        ProverCommand::Serve { verifier, verifier_key, listen, keys, identity, max_jobs, tls, ops } => {
             let verifier_key = verifier_key.map(|k| parse_public_key("--verifier-key", &k)).transpose()?;
-            serve((&verifier, verifier_key), listen, keys.as_deref(), &identity, max_jobs as usize, &tls)
+            serve((&verifier, verifier_key), listen, keys.as_deref(), &identity, max_jobs as usize, (&tls, &ops))
         }
         ProverCommand::Run { verifier, verifier_key, job, receipt, out, tls } => {
             let verifier_key = verifier_key.map(|k| parse_public_key("--verifier-key", &k)).transpose()?;

@@ -6,9 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use matproof_verifier::ledger::Ledger;
-use matproof_verifier::service::{NodeConfig, NodeLimits, start};
+use matproof_verifier::service::{HttpPages, NodeConfig, NodeLimits, start};
 
 use crate::job::{load_or_create_identity, load_verifying_keys, runtime};
+use crate::ops_args::{OpsArgs, init_logs};
 use crate::tls_args::TlsArgs;
 
 /// `matproof verifier serve`: serves until Ctrl-C (or SIGTERM), then shuts down cleanly.
@@ -17,8 +18,10 @@ pub fn serve(
     listen: SocketAddr,
     (keys, identity_file): (Option<&Path>, &Path),
     limits: NodeLimits,
-    tls: &TlsArgs,
+    (tls, ops, http): (&TlsArgs, &OpsArgs, Option<SocketAddr>),
 ) -> Result<ExitCode> {
+    init_logs(ops.log_format)?;
+    let insecure = tls.insecure;
     let tls = tls.options()?;
     let (identity, created) = load_or_create_identity(identity_file)?;
     if created {
@@ -42,9 +45,23 @@ pub fn serve(
         for shape in &shapes {
             println!("verifying key: {shape}");
         }
+        let mut pages = Vec::new();
+        if let Some(listen) = ops.metrics {
+            let server = node.serve_http(listen, HttpPages { status_page: false, insecure }).await?;
+            println!("metrics: {}/metrics", server.url());
+            pages.push(server);
+        }
+        if let Some(listen) = http {
+            let server = node.serve_http(listen, HttpPages { status_page: true, insecure }).await?;
+            println!("status page: {}/ (metrics at /metrics)", server.url());
+            pages.push(server);
+        }
         println!("ledger: {:?} (Ctrl-C to stop)", node.ledger().backend());
         shutdown_signal().await;
         eprintln!("shutting down");
+        for server in pages {
+            server.shutdown().await;
+        }
         node.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })
@@ -108,7 +125,15 @@ pub enum VerifierCommand {
         /// certificates (then `Commit` and `Respond` need one). Without a certificate the
         /// node listens in plaintext, on loopback only unless --insecure.
         #[command(flatten)]
-        tls: TlsArgs,
+        tls: Box<TlsArgs>,
+        /// Metrics (`--metrics ADDR`) and the log format.
+        #[command(flatten)]
+        ops: OpsArgs,
+        /// Serve the read-only status page at `http://ADDR/` (jobs, ledger totals and the
+        /// conservation check, keys, health; each receipt at /jobs/<job id>/receipt) and the
+        /// metrics at /metrics. Plaintext: loopback, or another address with --insecure.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<SocketAddr>,
     },
     /// Deposit into a ledger account. This MINTS money (the only way money enters the
     /// ledger): an operator command for test networks and demos, not a payment.
@@ -129,10 +154,10 @@ pub enum VerifierCommand {
 /// Runs a `matproof verifier` command.
 pub fn dispatch(command: VerifierCommand) -> Result<ExitCode> {
     match command {
-        VerifierCommand::Serve { db, listen, keys, identity, max_stored_bytes, retention_secs, tls } => {
+        VerifierCommand::Serve { db, listen, keys, identity, max_stored_bytes, retention_secs, tls, ops, http } => {
             let input_retention = std::time::Duration::from_secs(retention_secs);
             let limits = NodeLimits { max_stored_bytes, input_retention, ..NodeLimits::default() };
-            serve(&db, listen, (keys.as_deref(), &identity), limits, &tls)
+            serve(&db, listen, (keys.as_deref(), &identity), limits, (&tls, &ops, http))
         }
         VerifierCommand::Fund { db, account, amount } => fund(&db, &account, amount),
     }

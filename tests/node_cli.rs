@@ -39,31 +39,44 @@ fn field(output: &str, prefix: &str) -> String {
 /// A background `matproof` process, stopped with SIGTERM (as by Ctrl-C) when dropped.
 struct Background {
     child: Child,
+    stdout: mpsc::Receiver<String>,
 }
 
 impl Background {
-    /// Starts `matproof args` and waits for a stdout line starting with `ready`; returns the
-    /// rest of that line.
-    fn start(args: &[&str], ready: &str) -> (Self, String) {
+    /// Starts `matproof args` (stderr to `log`, or inherited) and waits for a stdout line
+    /// starting with `ready`; returns the rest of that line.
+    fn start(args: &[&str], ready: &str, log: Option<&Path>) -> (Self, String) {
+        let stderr = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+            None => Stdio::inherit(),
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_matproof"))
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn matproof");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
-        let ready = ready.to_string();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix(&ready) {
-                    let _ = tx.send(rest.trim().to_string());
-                }
+                let _ = tx.send(line);
             }
         });
-        let background = Background { child };
-        let value = rx.recv_timeout(Duration::from_secs(60)).expect("the server did not report its address");
+        let mut background = Background { child, stdout: rx };
+        let value = background.line(ready);
         (background, value)
+    }
+
+    /// Waits for the next stdout line starting with `prefix`; returns the rest of it.
+    fn line(&mut self, prefix: &str) -> String {
+        loop {
+            let line = self.stdout.recv_timeout(Duration::from_secs(60));
+            let line = line.unwrap_or_else(|_| panic!("the server printed no line starting with {prefix:?}"));
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return rest.trim().to_string();
+            }
+        }
     }
 
     fn stop(mut self) {
@@ -146,9 +159,19 @@ fn verifier_serve_fund_prover_run_and_sidecar() {
             &s(&keys),
             "--identity",
             &s(&verifier_key),
+            "--log-format",
+            "json",
+            "--metrics",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
         ],
         "verifier node listening on",
+        Some(&root.join("verifier.log")),
     );
+    let (mut verifier, url) = (verifier, url);
+    let node_metrics = verifier.line("metrics:");
+    let status_page = verifier.line("status page:");
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
 
     // Not funded: OpenJob is refused and the command says why.
@@ -215,9 +238,16 @@ fn verifier_serve_fund_prover_run_and_sidecar() {
             &s(&keys),
             "--identity",
             &s(&provider_key),
+            "--log-format",
+            "json",
+            "--metrics",
+            "127.0.0.1:0",
         ],
         "prover sidecar listening on",
+        Some(&root.join("sidecar.log")),
     );
+    let (mut sidecar, sidecar_url) = (sidecar, sidecar_url);
+    let sidecar_metrics = sidecar.line("metrics:");
     let receipt2 = root.join("job2.receipt");
     let opened = ok(&[
         "job",
@@ -252,10 +282,54 @@ fn verifier_serve_fund_prover_run_and_sidecar() {
     let status = ok(&["job", "status", "--verifier", &url, "--job-id", &job2]);
     assert_eq!(field(&status, "escrow:"), "posted", "{status}");
 
+    // What an operator watches: the metrics of both, the status page.
+    let scraped = http_get(&node_metrics);
+    assert!(scraped.contains("matproof_node_verdicts_total{verdict=\"approved\"} 2"), "{scraped}");
+    let scraped = http_get(&sidecar_metrics);
+    assert!(scraped.contains("matproof_sidecar_jobs_total{outcome=\"approved\"} 1"), "{scraped}");
+    let page = http_get(status_page.trim_end_matches(" (metrics at /metrics)"));
+    assert!(page.contains(&job_id) && page.contains(&job2), "{page}");
+
     sidecar.stop();
     verifier.stop();
+    let seeds =
+        [verifier_key, provider_key, root.join("consumer.key")].map(|path| hex::encode(std::fs::read(path).unwrap()));
+    check_json_log(&root.join("verifier.log"), "verdict recorded", &job_id, &seeds);
+    check_json_log(&root.join("sidecar.log"), "job finished", &job2, &seeds);
 
     // Two jobs of 250 paid out of 1000, the stake untouched, nothing left in escrow.
     let after = ok(&["verifier", "fund", "--db", &db, "--account", &consumer, "--amount", "1"]);
     assert!(after.contains("balance 501"), "{after}");
+}
+
+/// The body of `GET url` (`http://HOST:PORT/PATH`), over a plain TCP stream; panics unless
+/// the answer is 200.
+fn http_get(url: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let rest = url.strip_prefix("http://").unwrap_or_else(|| panic!("not an http URL: {url}"));
+    let (host, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let path = if path.is_empty() { "/".to_string() } else { path };
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no head: {answer}"));
+    assert!(head.starts_with("HTTP/1.1 200 "), "GET {url}: {head}");
+    body.to_string()
+}
+
+/// Every log line that `--log-format json` wrote parses as JSON; one with `message` names
+/// `job_id` in its span; no line holds any of the identity seeds (in hex).
+fn check_json_log(path: &Path, message: &str, job_id: &str, seeds: &[String]) {
+    let log = std::fs::read_to_string(path).unwrap();
+    let mut found = false;
+    for line in log.lines().filter(|l| l.starts_with('{')) {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(event["level"].is_string() && event["timestamp"].is_string(), "{line}");
+        found |= event["fields"]["message"] == message && event["span"]["job_id"] == job_id;
+        for seed in seeds {
+            assert!(!line.contains(seed.as_str()), "an identity seed in the log: {line}");
+        }
+    }
+    assert!(found, "no {message:?} event in the span of job {job_id} in {}:\n{log}", path.display());
 }

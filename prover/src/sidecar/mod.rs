@@ -19,6 +19,7 @@
 //! ```
 
 mod job;
+mod metrics;
 
 pub use job::{
     JobOutcome, Phase, Progress, ProvingKeys, RunJob, SELF_CHECK_ROUNDS, SidecarError, VERIFIER_CALL_TIMEOUT,
@@ -38,11 +39,12 @@ use matproof_protocol::session::ResultWriter;
 use matproof_protocol::tls::{Peer, TlsError, TlsOptions, Transport};
 use matproof_protocol::wire::WireError;
 use matproof_protocol::wire::pb;
+use matproof_telemetry::counted_incoming;
 use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinHandle;
 use tokio_stream::{Stream, StreamExt};
-use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 
 use crate::respond::CommittedJob;
 
@@ -115,6 +117,7 @@ struct Inner {
     permits: Arc<Semaphore>,
     max_jobs_in_flight: usize,
     observer: Option<ProgressObserver>,
+    metrics: Arc<metrics::SidecarMetrics>,
 }
 
 /// The `ProverSidecar` gRPC service.
@@ -141,6 +144,7 @@ impl SidecarService {
                 permits: Arc::new(Semaphore::new(config.max_jobs_in_flight)),
                 max_jobs_in_flight: config.max_jobs_in_flight,
                 observer: config.observer,
+                metrics: Arc::new(metrics::SidecarMetrics::default()),
             }),
         })
     }
@@ -176,17 +180,35 @@ impl SidecarService {
             reader.push(message.map_err(stream_error)?)?;
         }
         let (a, b) = reader.finish()?;
-        let outcome = self.run(head, a, b).await?;
+        inner.metrics.input_bytes.add(head.input_bytes());
+        tracing::Span::current().record("job_id", tracing::field::display(head.job_id()));
+        let outcome = {
+            let _in_flight = inner.metrics.in_flight.track();
+            self.run(head, a, b).await
+        };
+        let outcome = outcome.inspect_err(|_| inner.metrics.failed.inc())?;
+        inner.metrics.finished(outcome.verdict.verdict, outcome.receipt.openings.len());
+        tracing::info!(verdict = outcome.verdict.verdict.as_str(), backend = %outcome.backend, "job finished");
         let n = outcome.committed.tiling.n;
         let c = (outcome.verdict.verdict == Verdict::Approved).then(|| JobResult(Arc::clone(&outcome.committed)));
-        let replies = ResultWriter::new(outcome.receipt_wire, c, n);
+        let metrics = Arc::clone(&inner.metrics);
+        let replies = ResultWriter::new(outcome.receipt_wire, c, n).inspect(move |reply| {
+            if let Some(pb::submit_job_reply::Part::CRows(rows)) = &reply.part {
+                metrics.result_bytes.add(rows.values.len() as u64);
+            }
+        });
         Ok(Box::pin(tokio_stream::iter(replies.map(Ok)).chain(release_after(permit))))
     }
 
     async fn run(&self, head: session::UploadHead, a: MatrixI8, b: MatrixI8) -> Result<JobOutcome, SidecarError> {
         let inner = &self.inner;
         let observer = inner.observer.clone();
+        let metrics = Arc::clone(&inner.metrics);
         let progress = move |p: &Progress| {
+            if let Progress::Finished { phase, elapsed, .. } = p {
+                metrics.phase(*phase, *elapsed);
+                tracing::info!(phase = phase.as_str(), seconds = elapsed.as_secs_f64(), "phase finished");
+            }
             if let Some(observer) = &observer {
                 observer(p);
             }
@@ -233,7 +255,13 @@ impl pb::prover_sidecar_server::ProverSidecar for SidecarService {
     type SubmitJobStream = ResultStream;
 
     async fn submit_job(&self, request: Request<Streaming<pb::JobUpload>>) -> Result<Response<ResultStream>, Status> {
-        Ok(Response::new(self.submit(request.into_inner()).await?))
+        // One span per job: every log line of it names the job (once its spec is read).
+        let span = tracing::info_span!("job", method = "SubmitJob", job_id = tracing::field::Empty);
+        let answer = self.submit(request.into_inner()).instrument(span.clone()).await.map_err(Status::from);
+        if let Err(status) = &answer {
+            span.in_scope(|| tracing::info!(code = ?status.code(), message = status.message(), "refused"));
+        }
+        self.inner.metrics.refusals.count("SubmitJob", answer).map(Response::new)
     }
 }
 
@@ -245,6 +273,7 @@ pub struct RunningSidecar {
     public_key: PublicKey,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
+    metrics: Arc<metrics::SidecarMetrics>,
 }
 
 impl RunningSidecar {
@@ -266,6 +295,37 @@ impl RunningSidecar {
     /// The provider's public key.
     pub fn public_key(&self) -> PublicKey {
         self.public_key
+    }
+
+    /// Serves the sidecar's metrics (Prometheus text format) at `/metrics` on `listen`.
+    /// Plaintext HTTP: refused off loopback unless `insecure`.
+    pub async fn serve_metrics(
+        &self,
+        listen: SocketAddr,
+        insecure: bool,
+    ) -> Result<matproof_telemetry::HttpServer, SidecarError> {
+        if !listen.ip().is_loopback() && !insecure {
+            return Err(SidecarError::Config {
+                field: "metrics listen address",
+                reason: "plaintext HTTP off loopback needs --insecure (or bind 127.0.0.1 behind a proxy)",
+            });
+        }
+        let metrics = Arc::clone(&self.metrics);
+        let handler: matproof_telemetry::Handler = Arc::new(move |request: matproof_telemetry::HttpRequest| {
+            let metrics = Arc::clone(&metrics);
+            Box::pin(async move {
+                match request.path.as_str() {
+                    "/metrics" => matproof_telemetry::HttpResponse::ok(
+                        matproof_telemetry::metrics::TEXT_CONTENT_TYPE,
+                        metrics.text(),
+                    ),
+                    _ => matproof_telemetry::HttpResponse::error(404, "this address serves /metrics only"),
+                }
+            })
+        });
+        matproof_telemetry::http::serve(listen, handler)
+            .await
+            .map_err(|e| SidecarError::Bind { addr: e.addr, source: e.source })
     }
 
     /// Stops accepting, lets jobs in flight finish, and waits for the server to end.
@@ -295,6 +355,7 @@ pub async fn start(config: SidecarConfig) -> Result<RunningSidecar, SidecarError
     let (server_tls, transport) = config.tls.server(listen)?;
     let service = SidecarService::new(config)?;
     let public_key = service.public_key();
+    let metrics = Arc::clone(&service.inner.metrics);
     let listener =
         tokio::net::TcpListener::bind(listen).await.map_err(|source| SidecarError::Bind { addr: listen, source })?;
     let addr = listener.local_addr().map_err(|source| SidecarError::Bind { addr: listen, source })?;
@@ -312,11 +373,15 @@ pub async fn start(config: SidecarConfig) -> Result<RunningSidecar, SidecarError
             .initial_stream_window_size(STREAM_WINDOW_BYTES)
             .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
             .max_frame_size(MAX_FRAME_BYTES)
-            .serve_with_incoming_shutdown(server, TcpIncoming::from(listener), async move {
-                let _ = stopped.await;
-            }),
+            .serve_with_incoming_shutdown(
+                server,
+                counted_incoming(listener, metrics.open_connections.clone()),
+                async move {
+                    let _ = stopped.await;
+                },
+            ),
     );
-    Ok(RunningSidecar { addr, transport, public_key, stop: Some(stop), task })
+    Ok(RunningSidecar { addr, transport, public_key, stop: Some(stop), task, metrics })
 }
 
 #[cfg(test)]

@@ -278,6 +278,23 @@ pub struct Transfer {
     pub verdict_body_hash: Option<[u8; 32]>,
 }
 
+/// The ledger's totals (amounts in the ledger's smallest unit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LedgerTotals {
+    /// Ever deposited (minted).
+    pub minted: u64,
+    /// Held in escrow now (equals `pending` when the ledger is conserved).
+    pub escrow_balance: u64,
+    /// Sum of the amounts of pending transfers.
+    pub pending: u64,
+    /// Sum of the amounts of posted transfers (paid to providers).
+    pub posted: u64,
+    /// Sum of the amounts of voided transfers (refunded to consumers).
+    pub voided: u64,
+    /// Moved from providers' stakes by fraud proofs.
+    pub slashed: u64,
+}
+
 /// What [`Ledger::recover`] released.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
@@ -411,6 +428,29 @@ impl Ledger {
     pub async fn total_deposited(&self) -> Result<u64, LedgerError> {
         let row = sqlx::query("SELECT minted FROM ledger_totals WHERE id = 1").fetch_one(&self.pool).await?;
         to_u64("minted", row.try_get(0)?)
+    }
+
+    /// The ledger's totals in one snapshot (for metrics and the status page).
+    pub async fn totals(&self) -> Result<LedgerTotals, LedgerError> {
+        let row = sqlx::query(
+            "SELECT \
+               (SELECT minted FROM ledger_totals WHERE id = 1), \
+               COALESCE((SELECT balance FROM ledger_accounts WHERE id = 'escrow'), 0), \
+               CAST(COALESCE((SELECT SUM(amount) FROM ledger_transfers WHERE state = 'pending'), 0) AS BIGINT), \
+               CAST(COALESCE((SELECT SUM(amount) FROM ledger_transfers WHERE state = 'posted'), 0) AS BIGINT), \
+               CAST(COALESCE((SELECT SUM(amount) FROM ledger_transfers WHERE state = 'voided'), 0) AS BIGINT), \
+               CAST(COALESCE((SELECT SUM(amount) FROM ledger_movements WHERE kind = 'slash'), 0) AS BIGINT)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(LedgerTotals {
+            minted: to_u64("minted", row.try_get(0)?)?,
+            escrow_balance: to_u64("escrow balance", row.try_get(1)?)?,
+            pending: to_u64("pending", row.try_get(2)?)?,
+            posted: to_u64("posted", row.try_get(3)?)?,
+            voided: to_u64("voided", row.try_get(4)?)?,
+            slashed: to_u64("slashed", row.try_get(5)?)?,
+        })
     }
 
     /// The transfer of `job_id`, or [`LedgerError::UnknownJob`].

@@ -12,6 +12,7 @@ use matproof_protocol::receipt::Verdict;
 use matproof_protocol::spec::{JobSpec, VerificationMode};
 use matproof_protocol::transcript::Challenge;
 
+use super::metrics::NodeMetrics;
 use crate::fraud::build_fraud_proof;
 use crate::tiles::check_sampled_tiles;
 
@@ -112,11 +113,11 @@ pub(crate) struct Response {
 
 /// Full mode: `R_C` of the streamed `C`, Freivalds (a fraud proof on failure); both modes:
 /// the sampled tiles with their proofs.
-pub(crate) fn judge(mut response: Response, key: Option<&PinnedVerifyingKey>) -> Judgement {
+pub(crate) fn judge(mut response: Response, key: Option<&PinnedVerifyingKey>, metrics: &NodeMetrics) -> Judgement {
     if response.spec.policy.mode == VerificationMode::Full {
         // The streamed C moves into the check: the node never holds two copies of it.
         let rows = response.c_rows.take();
-        match full_checks(&mut response, rows) {
+        match full_checks(&mut response, rows, metrics) {
             Ok(()) => {}
             Err(j) => return *j,
         }
@@ -129,13 +130,17 @@ pub(crate) fn judge(mut response: Response, key: Option<&PinnedVerifyingKey>) ->
     let Some(key) = key else {
         return *Judgement::reject("the job asks for tile proofs and this node holds no key for them");
     };
-    match check_sampled_tiles(&response.spec, &response.r_c, &response.challenge, &response.openings, key) {
+    let start = std::time::Instant::now();
+    let checked = check_sampled_tiles(&response.spec, &response.r_c, &response.challenge, &response.openings, key);
+    metrics.proof_check_seconds.observe(start.elapsed());
+    metrics.proofs_checked.add(response.openings.len() as u64);
+    match checked {
         Ok(_) => approved(),
         Err(e) => *Judgement::reject(format!("sampled tiles: {e}")),
     }
 }
 
-fn full_checks(response: &mut Response, c_rows: Option<Vec<i32>>) -> Result<(), Box<Judgement>> {
+fn full_checks(response: &mut Response, c_rows: Option<Vec<i32>>, metrics: &NodeMetrics) -> Result<(), Box<Judgement>> {
     let Some((a_bytes, b_bytes)) = response.inputs.take() else {
         return Err(Judgement::reject("full mode: the node holds no A, B for this job"));
     };
@@ -161,6 +166,7 @@ fn full_checks(response: &mut Response, c_rows: Option<Vec<i32>>) -> Result<(), 
     let dims = Dims { m: tiling.m, k: tiling.k, n: tiling.n };
     let start = std::time::Instant::now();
     let checked = freivalds::check(a.as_slice(), b.as_slice(), c.as_slice(), dims, &vectors);
+    metrics.freivalds_seconds.observe(start.elapsed());
     phase("verifier.freivalds", start, (a.as_slice().len() + b.as_slice().len() + 4 * c.as_slice().len()) as u64);
     match checked {
         Ok(()) => Ok(()),

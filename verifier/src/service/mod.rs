@@ -50,8 +50,10 @@
 
 pub use crate::accounts;
 mod judge;
+mod metrics;
 mod rpc;
 mod settle;
+mod status_page;
 mod store;
 
 use std::collections::HashMap;
@@ -71,6 +73,7 @@ use tokio::task::JoinHandle;
 
 use crate::ledger::{Ledger, LedgerError, LedgerOptions};
 
+pub use matproof_telemetry::{HttpError, HttpServer};
 pub use store::StoreError;
 
 /// Bounds on what one node accepts and how long it waits.
@@ -177,10 +180,12 @@ pub enum NodeError {
     /// The TLS options are refused (plaintext off loopback, a malformed certificate).
     #[error("TLS: {0}")]
     Tls(#[from] TlsError),
+    /// The metrics or status page server could not start.
+    #[error("HTTP: {0}")]
+    Http(#[from] HttpError),
 }
 
 /// A node serving on [`RunningNode::addr`] until [`RunningNode::shutdown`].
-#[derive(Debug)]
 pub struct RunningNode {
     addr: SocketAddr,
     transport: Transport,
@@ -190,6 +195,17 @@ pub struct RunningNode {
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     expiry: JoinHandle<()>,
     store: store::Store,
+    node: Arc<Node>,
+}
+
+impl std::fmt::Debug for RunningNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningNode")
+            .field("addr", &self.addr)
+            .field("transport", &self.transport)
+            .field("verifier_key", &self.verifier_key)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RunningNode {
@@ -218,6 +234,21 @@ impl RunningNode {
         self.verifier_key
     }
 
+    /// Serves the node's metrics (Prometheus text format) on `listen` at `/metrics`, and,
+    /// with `status_page`, the read-only status page at `/` (jobs, ledger totals, keys,
+    /// health) with each job's receipt at `/jobs/<job id>/receipt`. Plaintext HTTP: refused
+    /// off loopback unless `insecure` (the operator's explicit choice, as for gRPC).
+    pub async fn serve_http(&self, listen: SocketAddr, pages: HttpPages) -> Result<HttpServer, NodeError> {
+        if !listen.ip().is_loopback() && !pages.insecure {
+            return Err(NodeError::Limit {
+                field: "http listen address",
+                reason: "plaintext HTTP off loopback needs --insecure (or bind 127.0.0.1 behind a proxy)",
+            });
+        }
+        let handler = status_page::handler(self.node.clone(), pages.status_page);
+        Ok(matproof_telemetry::http::serve(listen, handler).await?)
+    }
+
     /// Stops accepting calls, lets calls in flight finish, stops the expiry task and
     /// closes the database pools.
     pub async fn shutdown(self) {
@@ -230,6 +261,15 @@ impl RunningNode {
         self.store.close().await;
         self.ledger.close().await;
     }
+}
+
+/// What [`RunningNode::serve_http`] serves.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HttpPages {
+    /// The status page at `/` besides `/metrics`.
+    pub status_page: bool,
+    /// Allow a non-loopback address.
+    pub insecure: bool,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -255,6 +295,10 @@ pub(crate) struct Node {
     /// Input bytes of uploads in progress on this node, not yet stored: counted against
     /// `max_stored_bytes` with what the database holds.
     pub(crate) reserved_bytes: std::sync::Mutex<u64>,
+    /// What this node has done since it started (`/metrics`).
+    pub(crate) metrics: Arc<metrics::NodeMetrics>,
+    /// Set at start: what the status page shows.
+    pub(crate) transport: Transport,
 }
 
 /// Checks the limits a node cannot run with.
@@ -347,7 +391,7 @@ async fn spawn_server(
         let listen = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         builder = builder.tls_config(server_tls).map_err(|source| TlsError::Transport { url: listen, source })?;
     }
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let incoming = matproof_telemetry::counted_incoming(listener, node.metrics.open_connections.clone());
     let server = builder
         .initial_stream_window_size(STREAM_WINDOW_BYTES)
         .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
@@ -388,6 +432,8 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         reserved_bytes: std::sync::Mutex::new(0),
         limits: limits.clone(),
         provider_certificate_required: transport == Transport::Tls { client_ca: true },
+        metrics: Arc::new(metrics::NodeMetrics::default()),
+        transport,
     });
     recover(&node).await?;
 
@@ -398,6 +444,6 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let (shutdown, shutdown_rx) = oneshot::channel::<()>();
     let server = spawn_server(&node, listener, server_tls, shutdown_rx).await?;
 
-    let expiry = spawn_expiry(node);
-    Ok(RunningNode { addr, transport, ledger, verifier_key, shutdown, server, expiry, store })
+    let expiry = spawn_expiry(node.clone());
+    Ok(RunningNode { addr, transport, ledger, verifier_key, shutdown, server, expiry, store, node })
 }

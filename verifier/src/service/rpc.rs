@@ -20,6 +20,7 @@ use prost::Message;
 use sha2::{Digest as _, Sha256};
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 
 use super::accounts::{consumer_account, provider_account};
 use super::judge::{self, Judgement, Response as JudgedResponse};
@@ -297,6 +298,10 @@ impl Node {
             return Err(Status::resource_exhausted("too many jobs awaiting a response"));
         }
         escrow().await.map_err(ledger_status)?;
+        if admitted == Admission::Inserted {
+            self.metrics.jobs_opened.inc();
+            tracing::info!(job_id = %job_id, price = spec.price, mode = ?spec.policy.mode, "job opened");
+        }
         Ok(())
     }
 
@@ -309,6 +314,7 @@ impl Node {
     ) -> Result<Result<ReadResponse, pb::SignedVerdict>, Status> {
         let first = stream.next().await.ok_or_else(|| invalid("job_id", "empty stream"))??;
         let job_id = session::chunk_job_id(&first).map_err(session_status)?;
+        record_job_id(&job_id);
         let row = self.load(&job_id).await?;
         if row.receipt.is_some() {
             return Ok(Err(self.stored_verdict(&row).await?));
@@ -374,9 +380,13 @@ impl Node {
             openings: response.openings,
             inputs,
         };
-        tokio::task::spawn_blocking(move || judge::judge(judged, key.as_ref()))
+        let metrics = self.metrics.clone();
+        let start = std::time::Instant::now();
+        let judgement = tokio::task::spawn_blocking(move || judge::judge(judged, key.as_ref(), &metrics))
             .await
-            .map_err(|_| Status::internal("the check panicked"))
+            .map_err(|_| Status::internal("the check panicked"))?;
+        self.metrics.response_check_seconds.observe(start.elapsed());
+        Ok(judgement)
     }
 
     /// Signs the verdict, stores it with the receipt (once), then settles. A job that
@@ -396,6 +406,7 @@ impl Node {
             Verdict::Rejected => vec![JobState::Challenged, JobState::Expired],
         };
         for _attempt in 0..2 {
+            let signed_at = std::time::Instant::now();
             let verdict = SignedVerdict::sign(job_id, r_c, judgement.verdict, &judgement.reason, &self.identity);
             let receipt = self.receipt(row, &challenge, (&openings, &end), &verdict, &judgement)?;
             let state = match judgement.verdict {
@@ -410,7 +421,16 @@ impl Node {
                 .await
                 .map_err(store_status)?
             {
+                self.metrics.verdict(judgement.verdict, fraud);
+                tracing::info!(
+                    job_id = %job_id,
+                    verdict = judgement.verdict.as_str(),
+                    fraud,
+                    reason = %judgement.reason,
+                    "verdict recorded"
+                );
                 self.settle_job(&job_id).await.map_err(settle_status)?;
+                self.metrics.settlement_seconds.observe(signed_at.elapsed());
                 return Ok((&verdict).into());
             }
             let now = self.load(&job_id).await?;
@@ -479,6 +499,8 @@ impl Node {
         let values = Challenge { job_id: commit.job_id, r_c: commit.r_c, seed: matproof_protocol::ids::Seed(seed) };
         let challenge = SignedChallenge::sign(values, &self.identity);
         if self.store.set_challenge(&challenge, &commit.signature).await.map_err(store_status)? {
+            self.metrics.challenges.inc();
+            tracing::info!(job_id = %commit.job_id, r_c = %commit.r_c, "committed: challenge issued");
             return Ok((&challenge).into());
         }
         let row = self.load(&row.job_id).await?;
@@ -551,9 +573,8 @@ fn same_commitment(stored: &SignedChallenge, commit: &SignedCommit) -> Result<pb
     }
 }
 
-#[tonic::async_trait]
-impl pb::verifier_server::Verifier for VerifierService {
-    async fn open_job(
+impl VerifierService {
+    async fn open_job_inner(
         &self,
         request: Request<Streaming<pb::JobUpload>>,
     ) -> Result<Response<pb::OpenJobResponse>, Status> {
@@ -562,6 +583,7 @@ impl pb::verifier_server::Verifier for VerifierService {
         let mut stream = request.into_inner();
         let first = stream.next().await.ok_or_else(|| invalid("spec", "empty upload"))??;
         let head = session::read_upload_head(first).map_err(session_status)?;
+        record_job_id(&head.job_id());
         node.accepts(&head.spec)?;
         if !head.verifier_takes_inputs() {
             if stream.next().await.transpose()?.is_some() {
@@ -573,6 +595,7 @@ impl pb::verifier_server::Verifier for VerifierService {
         let reservation = node.reserve_storage(head.input_bytes()).await?;
         let start = std::time::Instant::now();
         let (a, b) = read_inputs(&head, &mut stream).await?;
+        node.metrics.input_bytes.add(head.input_bytes());
         phase("verifier.upload", start, head.input_bytes());
         // The check is CPU-bound: on a blocking thread; the matrices come back as bytes.
         let (spec, start) = (head.spec.clone(), std::time::Instant::now());
@@ -591,11 +614,12 @@ impl pb::verifier_server::Verifier for VerifierService {
         Ok(Response::new(pb::OpenJobResponse { job_id: head.job_id().to_vec() }))
     }
 
-    async fn commit(&self, request: Request<pb::CommitRequest>) -> Result<Response<pb::Challenge>, Status> {
+    async fn commit_inner(&self, request: Request<pb::CommitRequest>) -> Result<Response<pb::Challenge>, Status> {
         let node = &self.0;
         node.check_provider_certificate(&request)?;
         let _permit = node.permit().await?;
         let commit = SignedCommit::try_from(&request.into_inner()).map_err(session_status)?;
+        record_job_id(&commit.job_id);
         let row = node.load(&commit.job_id).await?;
         commit.verify(&row.spec.provider).map_err(session_status)?;
         if let Some(challenge) = &row.challenge {
@@ -610,7 +634,7 @@ impl pb::verifier_server::Verifier for VerifierService {
         node.challenge(&row, &commit).await.map(Response::new)
     }
 
-    async fn respond(
+    async fn respond_inner(
         &self,
         request: Request<Streaming<pb::RespondChunk>>,
     ) -> Result<Response<pb::SignedVerdict>, Status> {
@@ -623,7 +647,9 @@ impl pb::verifier_server::Verifier for VerifierService {
                 Ok(read) => read,
                 Err(stored) => return Ok(Response::new(stored)),
             };
-        phase("verifier.receive", start, response.c_rows.as_ref().map_or(0, |c| 4 * c.len() as u64));
+        let c_bytes = response.c_rows.as_ref().map_or(0, |c| 4 * c.len() as u64);
+        node.metrics.c_bytes.add(c_bytes);
+        phase("verifier.receive", start, c_bytes);
         let arrived = now_unix_ms();
         let provider_response = (response.openings.clone(), response.end);
         let start = std::time::Instant::now();
@@ -635,22 +661,30 @@ impl pb::verifier_server::Verifier for VerifierService {
         verdict
     }
 
-    async fn get_receipt(&self, request: Request<pb::GetReceiptRequest>) -> Result<Response<pb::Receipt>, Status> {
+    async fn get_receipt_inner(
+        &self,
+        request: Request<pb::GetReceiptRequest>,
+    ) -> Result<Response<pb::Receipt>, Status> {
         let node = &self.0;
         let _permit = node.permit().await?;
         let job_id: JobId = digest_from_wire("job_id", &request.into_inner().job_id)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        record_job_id(&job_id);
         let row = node.load(&job_id).await?;
         let bytes = row.receipt.ok_or_else(|| Status::not_found("no verdict yet"))?;
         let receipt = pb::Receipt::decode(bytes.as_slice()).map_err(|_| Status::internal("stored receipt"))?;
         Ok(Response::new(receipt))
     }
 
-    async fn get_job_status(&self, request: Request<pb::JobStatusRequest>) -> Result<Response<pb::JobStatus>, Status> {
+    async fn get_job_status_inner(
+        &self,
+        request: Request<pb::JobStatusRequest>,
+    ) -> Result<Response<pb::JobStatus>, Status> {
         let node = &self.0;
         let _permit = node.permit().await?;
         let job_id: JobId = digest_from_wire("job_id", &request.into_inner().job_id)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        record_job_id(&job_id);
         let row = node.load(&job_id).await?;
         let escrow = match node.ledger.transfer(&job_id).await {
             Ok(t) => t.state.as_str().to_string(),
@@ -664,6 +698,66 @@ impl pb::verifier_server::Verifier for VerifierService {
             deadline_unix_ms: row.spec.policy.deadline_unix_ms,
             r_c: row.r_c().map(|r| r.to_vec()).unwrap_or_default(),
         }))
+    }
+}
+
+/// Names the job in the current RPC's span, once the request has said which it is.
+fn record_job_id(job_id: &JobId) {
+    tracing::Span::current().record("job_id", tracing::field::display(job_id));
+}
+
+/// The span of one RPC: its method, and the job once known (`record_job_id`). Every log
+/// line of the call carries both; no field ever holds a secret or matrix bytes.
+fn rpc_span(method: &'static str) -> tracing::Span {
+    tracing::info_span!("rpc", method, job_id = tracing::field::Empty)
+}
+
+impl VerifierService {
+    /// Counts a refusal by method and code and logs it in the call's span.
+    fn answered<T>(&self, method: &'static str, span: &tracing::Span, answer: Result<T, Status>) -> Result<T, Status> {
+        if let Err(status) = &answer {
+            span.in_scope(|| tracing::info!(code = ?status.code(), message = status.message(), "refused"));
+        }
+        self.0.metrics.refusals.count(method, answer)
+    }
+}
+
+#[tonic::async_trait]
+impl pb::verifier_server::Verifier for VerifierService {
+    async fn open_job(
+        &self,
+        request: Request<Streaming<pb::JobUpload>>,
+    ) -> Result<Response<pb::OpenJobResponse>, Status> {
+        let span = rpc_span("OpenJob");
+        let answer = self.open_job_inner(request).instrument(span.clone()).await;
+        self.answered("OpenJob", &span, answer)
+    }
+
+    async fn commit(&self, request: Request<pb::CommitRequest>) -> Result<Response<pb::Challenge>, Status> {
+        let span = rpc_span("Commit");
+        let answer = self.commit_inner(request).instrument(span.clone()).await;
+        self.answered("Commit", &span, answer)
+    }
+
+    async fn respond(
+        &self,
+        request: Request<Streaming<pb::RespondChunk>>,
+    ) -> Result<Response<pb::SignedVerdict>, Status> {
+        let span = rpc_span("Respond");
+        let answer = self.respond_inner(request).instrument(span.clone()).await;
+        self.answered("Respond", &span, answer)
+    }
+
+    async fn get_receipt(&self, request: Request<pb::GetReceiptRequest>) -> Result<Response<pb::Receipt>, Status> {
+        let span = rpc_span("GetReceipt");
+        let answer = self.get_receipt_inner(request).instrument(span.clone()).await;
+        self.answered("GetReceipt", &span, answer)
+    }
+
+    async fn get_job_status(&self, request: Request<pb::JobStatusRequest>) -> Result<Response<pb::JobStatus>, Status> {
+        let span = rpc_span("GetJobStatus");
+        let answer = self.get_job_status_inner(request).instrument(span.clone()).await;
+        self.answered("GetJobStatus", &span, answer)
     }
 }
 

@@ -65,7 +65,10 @@ impl Node {
                 self.ledger.void(job_id).await?;
             }
         }
-        Ok(self.store.mark_settled(job_id, now_unix_ms()).await?)
+        self.store.mark_settled(job_id, now_unix_ms()).await?;
+        self.metrics.settlements.inc();
+        tracing::info!(job_id = %job_id, verdict = verdict.as_str(), "settled in the ledger");
+        Ok(())
     }
 
     /// Moves the spec's slash from the provider's stake to the consumer; a stake too small
@@ -91,6 +94,8 @@ impl Node {
             if !self.store.expire(&job_id, now_unix_ms()).await? {
                 continue;
             }
+            self.metrics.expired.inc();
+            tracing::info!(job_id = %job_id, "expired: no verdict by its deadline");
             match self.ledger.void(&job_id).await {
                 Ok(_) => {}
                 // Never escrowed (OpenJob failed after persisting), or already released.

@@ -26,6 +26,10 @@ pub(crate) enum JobState {
 }
 
 impl JobState {
+    /// Every state, in the order a job goes through them.
+    pub(crate) const ALL: [JobState; 5] =
+        [JobState::Opened, JobState::Challenged, JobState::Approved, JobState::Rejected, JobState::Expired];
+
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             JobState::Opened => "opened",
@@ -197,6 +201,30 @@ impl Store {
         }
         tx.commit().await?;
         Ok(Admission::Inserted)
+    }
+
+    /// How many jobs are in each state (states with none are left out).
+    pub(crate) async fn count_by_state(&self) -> Result<Vec<(JobState, u64)>, StoreError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) FROM node_jobs GROUP BY state").fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let state = JobState::parse(&r.try_get::<String, _>(0)?)?;
+                let count = u64::try_from(r.try_get::<i64, _>(1)?).unwrap_or(0);
+                Ok((state, count))
+            })
+            .collect()
+    }
+
+    /// Up to `limit` jobs, newest first, skipping the `offset` newest (the status page).
+    pub(crate) async fn recent(&self, limit: u32, offset: u64) -> Result<Vec<JobRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM node_jobs ORDER BY created_unix_ms DESC, job_id LIMIT $1 OFFSET $2"
+        ))
+        .bind(i64::from(limit))
+        .bind(to_i64(offset))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(parse_row).collect()
     }
 
     pub(crate) async fn load(&self, job_id: &JobId) -> Result<Option<JobRow>, StoreError> {
