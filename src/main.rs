@@ -12,6 +12,7 @@ mod gpu;
 mod job;
 mod ops_args;
 mod prover_cmd;
+mod provider_cmd;
 mod setup;
 mod tls_args;
 mod verifier_cmd;
@@ -124,6 +125,11 @@ enum Command {
         #[command(subcommand)]
         command: prover_cmd::ProverCommand,
     },
+    /// Providers' records on a verifier node's network: one, or a ranked list.
+    Provider {
+        #[command(subcommand)]
+        command: provider_cmd::ProviderCommand,
+    },
     /// Consumer side: open a job on a verifier node, ask for its status.
     Job {
         #[command(subcommand)]
@@ -199,6 +205,7 @@ fn main() -> ExitCode {
         Command::Verifier { command } => verifier_cmd::dispatch(command),
         Command::Prover { command } => prover_cmd::dispatch(command),
         Command::Job { command } => job::dispatch(command),
+        Command::Provider { command } => provider_cmd::dispatch(command),
         Command::Audit(args) => audit::run(&args),
         Command::Bench { what: bench::BenchKind::Job, n, runs, tile, mode, samples, keys, .. } => {
             let mode = if mode == "succinct" { VerificationMode::Succinct } else { VerificationMode::Full };

@@ -282,6 +282,20 @@ fn verifier_serve_fund_prover_run_and_sidecar() {
     let status = ok(&["job", "status", "--verifier", &url, "--job-id", &job2]);
     assert_eq!(field(&status, "escrow:"), "posted", "{status}");
 
+    // The provider's record: both jobs approved, 2 × 250 earned.
+    let provider_seed: [u8; 32] = std::fs::read(&provider_key).unwrap().try_into().unwrap();
+    let provider_public = hex::encode(matproof_protocol::identity::Identity::from_seed(provider_seed).public_key().0);
+    let record = ok(&["provider", "record", "--verifier", &url, "--provider", &provider_public, "--json"]);
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(record["jobs"]["opened"], 2, "{record}");
+    assert_eq!(record["jobs"]["approved"], 2, "{record}");
+    assert_eq!(record["earned"], 500, "{record}");
+    let listed = ok(&["provider", "list", "--verifier", &url]);
+    assert!(listed.contains(&provider_public) && listed.contains("1 of 1 providers"), "{listed}");
+    let unknown = matproof(&["provider", "record", "--verifier", &url, "--provider", &"ab".repeat(32)]);
+    assert_eq!(unknown.status.code(), Some(2), "{}", text(&unknown));
+    assert!(text(&unknown).contains("NOT_FOUND"), "{}", text(&unknown));
+
     // What an operator watches: the metrics of both, the status page.
     let scraped = http_get(&node_metrics);
     assert!(scraped.contains("matproof_node_verdicts_total{verdict=\"approved\"} 2"), "{scraped}");

@@ -328,6 +328,11 @@ async fn the_status_page_shows_jobs_verdicts_and_totals_and_escapes_what_it_show
         "all checks passed",
         PLANTED_ESCAPED,
         &hex::encode(net.node.verifier_key().0),
+        // The provider's record: two jobs, both approved (score: the Wilson bound of 2 of 2).
+        &format!(
+            "<tr class=\"provider\"><td><code>{}</code></td><td>0.3424</td><td>2</td><td>2</td>",
+            net.sidecar.public_key().to_hex()
+        ),
     ] {
         assert!(html.contains(expected), "no {expected:?} in\n{html}");
     }

@@ -134,6 +134,21 @@ pub enum ClientError {
         /// Which part.
         what: &'static str,
     },
+    /// A provider record that does not decode, or whose counts or score are not consistent.
+    #[error("the provider record is refused: {source}")]
+    Record {
+        /// Why.
+        #[source]
+        source: matproof_protocol::records::RecordError,
+    },
+    /// A record for another provider than asked about.
+    #[error("the record is for provider {got}, not {expected}")]
+    OtherProvider {
+        /// The provider asked about (hex).
+        expected: String,
+        /// The provider answered about (hex).
+        got: String,
+    },
 }
 
 /// The gRPC code's conventional upper-case name (`FAILED_PRECONDITION`).

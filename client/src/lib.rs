@@ -35,8 +35,8 @@ pub use error::{ClientError, code_name};
 pub use files::{IdentityFileError, load_or_create_identity};
 pub use matproof_protocol::tls::{Peer, TlsError, TlsOptions, Transport};
 pub use rpc::{
-    SubmittedJob, connect, fetch_receipt, job_status, open_job, open_job_borrowed, open_job_upload, submit_job,
-    submit_job_borrowed, submit_job_upload, with_borrowed_upload,
+    SubmittedJob, connect, fetch_receipt, job_status, list_providers, open_job, open_job_borrowed, open_job_upload,
+    provider_record, submit_job, submit_job_borrowed, submit_job_upload, with_borrowed_upload,
 };
 pub use terms::{JobOptions, input_scheme_for, parse_mode};
 

@@ -2,12 +2,13 @@
 
 use std::time::Duration;
 
-use matproof_protocol::identity::Signature;
+use matproof_protocol::identity::{PublicKey, Signature};
 use matproof_protocol::ids::JobId;
 use matproof_protocol::limits::{CONNECTION_WINDOW_BYTES, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
 use matproof_protocol::matrix::MatrixI32;
 use matproof_protocol::matrix::MatrixView;
 use matproof_protocol::phase::{phase, phase_took};
+use matproof_protocol::records::ProviderRecord;
 use matproof_protocol::session::{BorrowedUploadWriter, ReadProgress, ResultReader, SharedInputs, UploadWriter};
 use matproof_protocol::spec::{JobSpec, VerificationMode};
 use matproof_protocol::tls::{Peer, is_transport_failure};
@@ -269,4 +270,34 @@ pub async fn job_status(verifier: impl Into<Peer>, job_id: &JobId) -> Result<pb:
         client.get_job_status(request).await.map_err(refused("verifier", "GetJobStatus", &verifier))?.into_inner();
     answered_job("GetJobStatus answer", &status.job_id, *job_id)?;
     Ok(status)
+}
+
+/// `GetProviderRecord` from the `verifier`: the record, checked (its counts add up, its score
+/// is the formula's, it is `provider`'s).
+pub async fn provider_record(verifier: impl Into<Peer>, provider: &PublicKey) -> Result<ProviderRecord, ClientError> {
+    let verifier = verifier.into();
+    let mut client = verifier_client(connect(&verifier).await?);
+    let request = pb::ProviderRecordRequest { provider: provider.0.to_vec() };
+    let answer = client.get_provider_record(request).await;
+    let wire = answer.map_err(refused("verifier", "GetProviderRecord", &verifier))?.into_inner();
+    let record = ProviderRecord::try_from(&wire).map_err(|source| ClientError::Record { source })?;
+    if record.provider != *provider {
+        return Err(ClientError::OtherProvider { expected: provider.to_hex(), got: record.provider.to_hex() });
+    }
+    Ok(record)
+}
+
+/// `ListProviders` from the `verifier`: up to `page_size` records after the `offset` best,
+/// each checked, and how many providers the network knows.
+pub async fn list_providers(
+    verifier: impl Into<Peer>,
+    offset: u64,
+    page_size: u32,
+) -> Result<(Vec<ProviderRecord>, u64), ClientError> {
+    let verifier = verifier.into();
+    let mut client = verifier_client(connect(&verifier).await?);
+    let answer = client.list_providers(pb::ListProvidersRequest { page_size, offset }).await;
+    let page = answer.map_err(refused("verifier", "ListProviders", &verifier))?.into_inner();
+    let records: Result<Vec<_>, _> = page.providers.iter().map(ProviderRecord::try_from).collect();
+    Ok((records.map_err(|source| ClientError::Record { source })?, page.total))
 }

@@ -22,6 +22,7 @@ pub mod opening;
 pub mod phase;
 pub mod poseidon;
 pub mod receipt;
+pub mod records;
 pub mod session;
 pub mod spec;
 pub mod tiling;

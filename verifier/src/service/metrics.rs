@@ -14,7 +14,8 @@ use super::{Node, StoreError};
 use crate::ledger::{LedgerError, LedgerTotals};
 
 /// The RPCs of `matproof.v1.Verifier`, as the `method` label of refusals.
-pub(crate) const METHODS: &[&str] = &["OpenJob", "Commit", "Respond", "GetReceipt", "GetJobStatus"];
+pub(crate) const METHODS: &[&str] =
+    &["OpenJob", "Commit", "Respond", "GetReceipt", "GetJobStatus", "GetProviderRecord", "ListProviders"];
 
 /// What this node has done since it started.
 #[derive(Debug)]

@@ -51,6 +51,7 @@
 pub use crate::accounts;
 mod judge;
 mod metrics;
+mod records;
 mod rpc;
 mod settle;
 mod status_page;

@@ -24,6 +24,7 @@ use tracing::Instrument;
 
 use super::accounts::{consumer_account, provider_account};
 use super::judge::{self, Judgement, Response as JudgedResponse};
+use super::records;
 use super::settle::SettleError;
 use super::store::{Admission, JobRow, JobState, Store, StoreError};
 use super::{Node, now_unix_ms};
@@ -701,6 +702,46 @@ impl VerifierService {
     }
 }
 
+impl VerifierService {
+    async fn get_provider_record_inner(
+        &self,
+        request: Request<pb::ProviderRecordRequest>,
+    ) -> Result<Response<pb::ProviderRecord>, Status> {
+        let node = &self.0;
+        let _permit = node.permit().await?;
+        let key: [u8; 32] = digest_from_wire("provider", &request.into_inner().provider)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let provider = matproof_protocol::identity::PublicKey(key);
+        match node.store.provider_record(&provider).await.map_err(store_status)? {
+            Some(record) => Ok(Response::new((&record).into())),
+            None => Err(Status::not_found(format!("no job on this network names provider {}", provider.to_hex()))),
+        }
+    }
+
+    async fn list_providers_inner(
+        &self,
+        request: Request<pb::ListProvidersRequest>,
+    ) -> Result<Response<pb::ListProvidersResponse>, Status> {
+        let node = &self.0;
+        let _permit = node.permit().await?;
+        let request = request.into_inner();
+        if request.page_size == 0 || request.page_size > records::MAX_PROVIDERS_PAGE {
+            let limit = records::MAX_PROVIDERS_PAGE;
+            return Err(invalid("page_size", format!("{} is not in 1..={limit}", request.page_size)));
+        }
+        let ranked = node.store.ranked_providers().await.map_err(store_status)?;
+        let page = ranked.iter().skip(usize::try_from(request.offset).unwrap_or(usize::MAX));
+        let mut providers = Vec::with_capacity(request.page_size as usize);
+        for (key, _) in page.take(request.page_size as usize) {
+            // A provider ranked a moment ago has a record: jobs are never deleted.
+            let record = node.store.provider_record(key).await.map_err(store_status)?;
+            let record = record.ok_or_else(|| Status::internal("a ranked provider has no record"))?;
+            providers.push((&record).into());
+        }
+        Ok(Response::new(pb::ListProvidersResponse { providers, total: ranked.len() as u64 }))
+    }
+}
+
 /// Names the job in the current RPC's span, once the request has said which it is.
 fn record_job_id(job_id: &JobId) {
     tracing::Span::current().record("job_id", tracing::field::display(job_id));
@@ -758,6 +799,24 @@ impl pb::verifier_server::Verifier for VerifierService {
         let span = rpc_span("GetJobStatus");
         let answer = self.get_job_status_inner(request).instrument(span.clone()).await;
         self.answered("GetJobStatus", &span, answer)
+    }
+
+    async fn get_provider_record(
+        &self,
+        request: Request<pb::ProviderRecordRequest>,
+    ) -> Result<Response<pb::ProviderRecord>, Status> {
+        let span = rpc_span("GetProviderRecord");
+        let answer = self.get_provider_record_inner(request).instrument(span.clone()).await;
+        self.answered("GetProviderRecord", &span, answer)
+    }
+
+    async fn list_providers(
+        &self,
+        request: Request<pb::ListProvidersRequest>,
+    ) -> Result<Response<pb::ListProvidersResponse>, Status> {
+        let span = rpc_span("ListProviders");
+        let answer = self.list_providers_inner(request).instrument(span.clone()).await;
+        self.answered("ListProviders", &span, answer)
     }
 }
 

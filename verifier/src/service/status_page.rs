@@ -21,6 +21,8 @@ use super::{Node, now_unix_ms};
 
 /// Jobs on one page of the status page.
 pub(crate) const JOBS_PER_PAGE: u32 = 50;
+/// Providers on the status page (the rest: `matproof provider list`).
+pub(crate) const PROVIDERS_SHOWN: usize = 10;
 /// The highest page number served (deeper history is for SQL, not for a page).
 pub(crate) const MAX_PAGE: u64 = 10_000;
 
@@ -159,6 +161,7 @@ async fn status(node: &Node, page: u64) -> HttpResponse {
             let _ = writeln!(html, "<p class=\"bad\">database unavailable: {}</p>", escape(&e.to_string()));
         }
     }
+    write_providers(node, &mut html).await;
     match rows {
         Ok(rows) => {
             let mut lines = Vec::with_capacity(rows.len());
@@ -228,6 +231,45 @@ fn write_ledger(snapshot: &Snapshot, html: &mut String) {
     );
     let counts: Vec<String> = snapshot.jobs_by_state.iter().map(|(s, n)| format!("{} {n}", s.as_str())).collect();
     let _ = writeln!(html, "<p id=\"job-counts\">jobs: {}</p>", escape(&counts.join(", ")));
+}
+
+/// The best [`PROVIDERS_SHOWN`] providers by score, with the inputs of the score beside it.
+async fn write_providers(node: &Node, html: &mut String) {
+    let ranked = match node.store.ranked_providers().await {
+        Ok(ranked) => ranked,
+        Err(e) => {
+            let _ = writeln!(html, "<p class=\"bad\">providers unavailable: {}</p>", escape(&e.to_string()));
+            return;
+        }
+    };
+    let _ = writeln!(html, "<h2>Providers (best {PROVIDERS_SHOWN} of {} by score)</h2>", ranked.len());
+    if ranked.is_empty() {
+        html.push_str("<p>no provider yet</p>\n");
+        return;
+    }
+    html.push_str(
+        "<table id=\"providers\"><tr><th>provider</th><th>score</th><th>jobs</th><th>approved</th>\
+         <th>rejected (fraud)</th><th>rejected (other)</th><th>expired</th><th>earned</th><th>slashed</th></tr>\n",
+    );
+    for (key, _) in ranked.iter().take(PROVIDERS_SHOWN) {
+        let Ok(Some(r)) = node.store.provider_record(key).await else { continue };
+        let c = &r.counts;
+        let _ = writeln!(
+            html,
+            "<tr class=\"provider\"><td><code>{}</code></td><td>{:.4}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&key.to_hex()),
+            r.score,
+            c.opened,
+            c.approved,
+            c.rejected_fraud,
+            c.rejected_other,
+            c.expired,
+            r.earned,
+            r.slashed,
+        );
+    }
+    html.push_str("</table>\n");
 }
 
 fn write_jobs(lines: &[JobLine], page: u64, html: &mut String) {

@@ -100,7 +100,7 @@ impl JobRow {
 /// The node's tables over their own pool (the ledger keeps its own).
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
-    pool: AnyPool,
+    pub(super) pool: AnyPool,
 }
 
 const JOB_COLUMNS: &str = "job_id, spec, consumer_signature, state, r_c, seed, challenge_key, challenge_signature, \
@@ -274,7 +274,8 @@ impl Store {
         let c = &challenge.challenge;
         let done = sqlx::query(
             "UPDATE node_jobs SET state = 'challenged', r_c = $2, seed = $3, challenge_key = $4, \
-             challenge_signature = $5, commit_signature = $6 WHERE job_id = $1 AND state = 'opened' AND r_c IS NULL",
+             challenge_signature = $5, commit_signature = $6, committed_unix_ms = $7 \
+             WHERE job_id = $1 AND state = 'opened' AND r_c IS NULL",
         )
         .bind(hex::encode(c.job_id))
         .bind(hex::encode(c.r_c))
@@ -282,6 +283,7 @@ impl Store {
         .bind(hex::encode(challenge.verifier_key.0))
         .bind(hex::encode(challenge.signature.0))
         .bind(hex::encode(commit_signature.0))
+        .bind(to_i64(super::now_unix_ms()))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -304,7 +306,8 @@ impl Store {
         let allowed: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
         let done = sqlx::query(&format!(
             "UPDATE node_jobs SET state = $2, receipt = $3, verdict_hash = $4, fraud = $5, response_c_digest = $6, \
-             response_signature = $7 WHERE job_id = $1 AND receipt IS NULL AND r_c IS NOT NULL AND state IN ({})",
+             response_signature = $7, verdict_unix_ms = $8 \
+             WHERE job_id = $1 AND receipt IS NULL AND r_c IS NOT NULL AND state IN ({})",
             allowed.join(", ")
         ))
         .bind(hex::encode(job_id))
@@ -314,6 +317,7 @@ impl Store {
         .bind(i64::from(fraud))
         .bind(hex::encode(end.c_digest))
         .bind(hex::encode(end.signature.0))
+        .bind(to_i64(super::now_unix_ms()))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -364,7 +368,7 @@ impl Store {
     }
 }
 
-fn to_i64(v: u64) -> i64 {
+pub(super) fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
