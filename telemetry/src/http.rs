@@ -65,13 +65,22 @@ pub type Handler = Arc<dyn Fn(HttpRequest) -> HandlerFuture + Send + Sync>;
 
 /// Why the server did not start.
 #[derive(Debug, thiserror::Error)]
-#[error("listen on {addr}: {source}")]
-pub struct HttpError {
-    /// The address.
-    pub addr: SocketAddr,
-    /// The cause.
-    #[source]
-    pub source: std::io::Error,
+pub enum HttpError {
+    /// Binding or reading the bound address failed.
+    #[error("listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A plaintext listener off loopback without the operator's `--insecure`.
+    #[error("listen on {addr}: plaintext HTTP off loopback needs --insecure (or bind 127.0.0.1 behind a proxy)")]
+    PlaintextOffLoopback {
+        /// The address.
+        addr: SocketAddr,
+    },
 }
 
 /// A server answering on [`HttpServer::addr`] until [`HttpServer::shutdown`].
@@ -100,10 +109,16 @@ impl HttpServer {
     }
 }
 
-/// Binds `listen` and answers every request with `handler`.
-pub async fn serve(listen: SocketAddr, handler: Handler) -> Result<HttpServer, HttpError> {
-    let listener = TcpListener::bind(listen).await.map_err(|source| HttpError { addr: listen, source })?;
-    let addr = listener.local_addr().map_err(|source| HttpError { addr: listen, source })?;
+/// Binds `listen` and answers every request with `handler`. The server is plaintext, so a
+/// non-loopback `listen` is refused unless `insecure` (the operator's explicit choice, as for
+/// gRPC).
+pub async fn serve(listen: SocketAddr, insecure: bool, handler: Handler) -> Result<HttpServer, HttpError> {
+    if !listen.ip().is_loopback() && !insecure {
+        return Err(HttpError::PlaintextOffLoopback { addr: listen });
+    }
+    let bind_error = |source| HttpError::Bind { addr: listen, source };
+    let listener = TcpListener::bind(listen).await.map_err(bind_error)?;
+    let addr = listener.local_addr().map_err(bind_error)?;
     let (stop, mut stopped) = oneshot::channel::<()>();
     let permits = Arc::new(Semaphore::new(MAX_HTTP_CONNECTIONS));
     let task = tokio::spawn(async move {
@@ -274,7 +289,9 @@ mod tests {
                 }
             })
         });
-        let server = serve("127.0.0.1:0".parse().unwrap(), handler).await.unwrap();
+        let off_loopback = serve("0.0.0.0:0".parse().unwrap(), false, handler.clone()).await;
+        assert!(matches!(off_loopback, Err(HttpError::PlaintextOffLoopback { .. })));
+        let server = serve("127.0.0.1:0".parse().unwrap(), false, handler).await.unwrap();
         assert_eq!(get(server.addr(), "/").await.unwrap(), (200, b"hello".to_vec()));
         assert_eq!(get(server.addr(), "/nope").await.unwrap().0, 404);
         let mut stream = TcpStream::connect(server.addr()).await.unwrap();

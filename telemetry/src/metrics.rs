@@ -250,9 +250,16 @@ impl Refusals {
         Refusals { methods, counts: methods.iter().map(|_| Default::default()).collect() }
     }
 
-    /// Counts `result`'s status if it is an error; passes it through.
-    pub fn count<T>(&self, method: &str, result: Result<T, tonic::Status>) -> Result<T, tonic::Status> {
+    /// Counts `result`'s status if it is an error, and logs it in `span` (the call's); passes
+    /// it through.
+    pub fn count<T>(
+        &self,
+        method: &str,
+        span: &tracing::Span,
+        result: Result<T, tonic::Status>,
+    ) -> Result<T, tonic::Status> {
         if let Err(status) = &result {
+            span.in_scope(|| tracing::info!(code = ?status.code(), message = status.message(), "refused"));
             self.refused(method, status.code());
         }
         result
@@ -265,12 +272,6 @@ impl Refusals {
             Some(index) => self.counts[index][code].inc(),
             None => debug_assert!(false, "unknown method {method}"),
         }
-    }
-
-    /// The count for `method` and `code`.
-    pub fn get(&self, method: &str, code: tonic::Code) -> u64 {
-        let index = self.methods.iter().position(|m| *m == method);
-        index.map_or(0, |i| self.counts[i][(code as usize).min(16)].get())
     }
 
     /// Writes the family `name` (only the series that moved: at most methods × 16).

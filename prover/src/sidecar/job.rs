@@ -263,6 +263,9 @@ pub enum SidecarError {
         #[source]
         source: std::io::Error,
     },
+    /// The metrics listener did not start (a start-up problem).
+    #[error("sidecar set-up: metrics: {0}")]
+    Metrics(#[from] matproof_telemetry::HttpError),
     /// The configuration cannot run (a start-up problem).
     #[error("sidecar set-up: {field}: {reason}")]
     Config {
@@ -311,6 +314,7 @@ impl SidecarError {
             | SidecarError::SelfCheckVectors { .. }
             | SidecarError::Worker { .. }
             | SidecarError::Bind { .. }
+            | SidecarError::Metrics(_)
             | SidecarError::Config { .. }
             | SidecarError::Tls(_)
             | SidecarError::Server { .. } => Code::Internal,

@@ -258,10 +258,7 @@ impl pb::prover_sidecar_server::ProverSidecar for SidecarService {
         // One span per job: every log line of it names the job (once its spec is read).
         let span = tracing::info_span!("job", method = "SubmitJob", job_id = tracing::field::Empty);
         let answer = self.submit(request.into_inner()).instrument(span.clone()).await.map_err(Status::from);
-        if let Err(status) = &answer {
-            span.in_scope(|| tracing::info!(code = ?status.code(), message = status.message(), "refused"));
-        }
-        self.inner.metrics.refusals.count("SubmitJob", answer).map(Response::new)
+        self.inner.metrics.refusals.count("SubmitJob", &span, answer).map(Response::new)
     }
 }
 
@@ -304,12 +301,6 @@ impl RunningSidecar {
         listen: SocketAddr,
         insecure: bool,
     ) -> Result<matproof_telemetry::HttpServer, SidecarError> {
-        if !listen.ip().is_loopback() && !insecure {
-            return Err(SidecarError::Config {
-                field: "metrics listen address",
-                reason: "plaintext HTTP off loopback needs --insecure (or bind 127.0.0.1 behind a proxy)",
-            });
-        }
         let metrics = Arc::clone(&self.metrics);
         let handler: matproof_telemetry::Handler = Arc::new(move |request: matproof_telemetry::HttpRequest| {
             let metrics = Arc::clone(&metrics);
@@ -323,9 +314,7 @@ impl RunningSidecar {
                 }
             })
         });
-        matproof_telemetry::http::serve(listen, handler)
-            .await
-            .map_err(|e| SidecarError::Bind { addr: e.addr, source: e.source })
+        matproof_telemetry::http::serve(listen, insecure, handler).await.map_err(SidecarError::from)
     }
 
     /// Stops accepting, lets jobs in flight finish, and waits for the server to end.

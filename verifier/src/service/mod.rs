@@ -240,14 +240,8 @@ impl RunningNode {
     /// health) with each job's receipt at `/jobs/<job id>/receipt`. Plaintext HTTP: refused
     /// off loopback unless `insecure` (the operator's explicit choice, as for gRPC).
     pub async fn serve_http(&self, listen: SocketAddr, pages: HttpPages) -> Result<HttpServer, NodeError> {
-        if !listen.ip().is_loopback() && !pages.insecure {
-            return Err(NodeError::Limit {
-                field: "http listen address",
-                reason: "plaintext HTTP off loopback needs --insecure (or bind 127.0.0.1 behind a proxy)",
-            });
-        }
         let handler = status_page::handler(self.node.clone(), pages.status_page);
-        Ok(matproof_telemetry::http::serve(listen, handler).await?)
+        Ok(matproof_telemetry::http::serve(listen, pages.insecure, handler).await?)
     }
 
     /// Stops accepting calls, lets calls in flight finish, stops the expiry task and

@@ -756,10 +756,7 @@ fn rpc_span(method: &'static str) -> tracing::Span {
 impl VerifierService {
     /// Counts a refusal by method and code and logs it in the call's span.
     fn answered<T>(&self, method: &'static str, span: &tracing::Span, answer: Result<T, Status>) -> Result<T, Status> {
-        if let Err(status) = &answer {
-            span.in_scope(|| tracing::info!(code = ?status.code(), message = status.message(), "refused"));
-        }
-        self.0.metrics.refusals.count(method, answer)
+        self.0.metrics.refusals.count(method, span, answer)
     }
 }
 
